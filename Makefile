@@ -1,0 +1,53 @@
+# Sluice: two commands for a newcomer, `make run` and `make test`. Everything else is a helper.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format bench bench-parsers bench-query bench-live schemathesis browser clean
+
+## run: set everything up, start web, worker, beat and Flower, print where to look
+run: $(STAMP)
+	$(PY) -m scripts.devstack run
+
+## test: set everything up and run the whole test suite against real PostgreSQL and Redis
+test: $(STAMP) browser
+	$(PY) -m scripts.devstack test $(PYTEST_ARGS)
+
+# The venv is rebuilt only when a requirements file changes.
+$(STAMP): requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+## browser: Debian's Chromium for the Playwright tests (Playwright cannot download its own here)
+browser:
+	@command -v chromium >/dev/null || scripts/install-chromium.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
+
+## bench: end-to-end benchmark against a system started by `make run`
+bench: $(STAMP)
+	$(PY) -m bench.e2e
+
+bench-parsers: $(STAMP)
+	$(PY) -m bench.parsers
+
+bench-query: $(STAMP)
+	$(PY) -m bench.query
+
+bench-live: $(STAMP)
+	$(PY) -m bench.live
+
+## schemathesis: fuzz every endpoint of /openapi.json against a throwaway stack
+schemathesis: $(STAMP)
+	$(PY) -m pytest tests/test_openapi_fuzz.py -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) .data .pytest_cache .hypothesis .ruff_cache

@@ -1,0 +1,43 @@
+"""The Flask face of Sluice: `create_app()` builds it; nothing here runs at import."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from config import Settings, load_settings
+
+__version__ = "0.1.0"
+
+
+def create_app(settings: Settings | None = None, **overrides) -> Flask:
+    """Build the app from the environment, or from `settings` with `overrides` applied."""
+    settings = settings or load_settings()
+    if overrides:
+        settings = settings.with_overrides(**overrides)
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
+    app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": settings.ws_ping_interval}
+    app.extensions["sluice"] = settings
+
+    from app.errors import register_error_handlers
+    from app.extensions import sock
+
+    register_error_handlers(app)
+    sock.init_app(app)
+
+    from app import ingest, live, parse_api, status
+
+    app.register_blueprint(ingest.bp)
+    app.register_blueprint(parse_api.bp)
+    app.register_blueprint(status.bp)
+    app.register_blueprint(live.bp)
+
+    from tasks.celery_app import celery_init_app
+
+    celery_init_app(app)
+    return app

@@ -1,0 +1,103 @@
+"""One JSON error shape for every error, registered in one place.
+
+    {"error": "validation_error", "message": "...", "status": 422, "fields": {...}}
+
+`fields` (field name -> list of problems) appears when input was invalid; other keys
+(`rejected` for batches, `retry_after`) appear where they apply. 5xx are logged with the
+traceback, 4xx at warning (Flask's errorhandling docs; microblog's api/errors.py).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class APIError(Exception):
+    """An error the API answers with: status, a machine code, a message, extra fields."""
+
+    def __init__(self, status: int, code: str, message: str, *, retry_after: int | None = None,
+                 **extra) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+        self.extra = extra
+
+
+def error_response(status: int, code: str, message: str, retry_after: int | None = None,
+                   **extra):
+    """Build the JSON error response (also used outside handlers, e.g. by /health)."""
+    body = {"error": code, "message": message, "status": status, **extra}
+    response = jsonify(body)
+    response.status_code = status
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def _code_for(exc: HTTPException) -> str:
+    return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install the handlers for APIError, ValidationError, HTTPException and the rest."""
+    register_dependency_handlers(app)
+
+    @app.errorhandler(APIError)
+    def _api_error(exc: APIError):
+        _log(exc.status, exc.message)
+        return error_response(exc.status, exc.code, exc.message, exc.retry_after, **exc.extra)
+
+    @app.errorhandler(ValidationError)
+    def _validation_error(exc: ValidationError):
+        fields = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+        _log(400, f"invalid input: {fields}")
+        return error_response(400, "validation_error", "The request has invalid fields.",
+                              fields=fields)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        _log(exc.code or 500, exc.description or "")
+        response = error_response(exc.code or 500, _code_for(exc), exc.description or "")
+        if exc.code == 405 and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "Something went wrong on our side.")
+
+
+def _log(status: int, message: str) -> None:
+    if status >= 500:
+        log.error("%s %s -> %s: %s", request.method, request.path, status, message)
+    else:
+        log.warning("%s %s -> %s: %s", request.method, request.path, status, message)
+
+
+def register_dependency_handlers(app: Flask) -> None:
+    """A dependency that is down is a 503 with Retry-After, never a 500."""
+    import redis
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    @app.errorhandler(redis.ConnectionError)
+    @app.errorhandler(redis.TimeoutError)
+    def _redis_down(exc):
+        log.error("redis unavailable on %s %s: %s", request.method, request.path, exc)
+        return error_response(503, "redis_unavailable",
+                              "The queue (Redis) is unreachable; retry shortly.", retry_after=5)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def _database_down(exc):
+        log.error("database unavailable on %s %s: %s", request.method, request.path, exc)
+        return error_response(503, "database_unavailable",
+                              "The database is unreachable; retry shortly.", retry_after=5)

@@ -1,0 +1,171 @@
+"""Ingest endpoints: `POST /data/fast` (queue, 202) and `POST /data/` (store now, 201).
+
+Both take a JSON object, a JSON array, NDJSON (`application/x-ndjson`) or raw lines
+(`text/plain`, one log per line). Each item is validated on its own: valid items are
+accepted, rejected ones are listed by index with their field errors, and the request
+fails (4xx) only when nothing was accepted. The fast path does cheap checks and enqueues;
+raw lines are parsed in the drain, not here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import orjson
+from flask import Blueprint, current_app, jsonify, request
+
+from app import pubsub, store, stream
+from app.connections import engine, redis_client
+from app.errors import APIError
+from app.schemas import MAX_MESSAGE_CHARS, load_logs, raw_to_data, to_stream_json
+from parsers import get_factory
+
+bp = Blueprint("ingest", __name__)
+
+JSON_TYPES = {"application/json", ""}
+NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonl",
+                "application/x-jsonlines"}
+TEXT_TYPES = {"text/plain"}
+
+
+def _settings():
+    return current_app.extensions["sluice"]
+
+
+def read_items() -> tuple[list, str]:
+    """The request body as a list of items and its kind ("json" or "text")."""
+    mimetype = request.mimetype
+    body = request.get_data(cache=False)
+    if mimetype in TEXT_TYPES:
+        return [line for line in body.decode("utf-8", "replace").splitlines() if line.strip()], "text"
+    if mimetype in NDJSON_TYPES:
+        items = [_ndjson_line(line) for line in body.splitlines() if line.strip()]
+    elif mimetype in JSON_TYPES or mimetype.endswith("+json"):
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise APIError(400, "invalid_json", f"The body is not valid JSON: {exc}") from None
+        items = parsed if isinstance(parsed, list) else [parsed]
+    else:
+        raise APIError(415, "unsupported_media_type",
+                       f"Content-Type {mimetype!r} is not accepted; send application/json, "
+                       "application/x-ndjson or text/plain.")
+    return items, "json"
+
+
+class _BadLine:
+    """An NDJSON line that is not JSON: rejected at its index, the others still go in."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+def _ndjson_line(line: bytes):
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return _BadLine(f"Not valid JSON: {exc}")
+
+
+def _check_size(items: list) -> None:
+    if not items:
+        raise APIError(400, "empty_body", "The body holds no logs.")
+    limit = _settings().max_batch
+    if len(items) > limit:
+        raise APIError(413, "batch_too_large",
+                       f"{len(items)} logs in one request; the limit is {limit} (MAX_BATCH).")
+
+
+def _validate_json(items: list) -> tuple[list[tuple[int, dict]], list[dict]]:
+    bad = [{"index": i, "errors": {"_schema": [x.error]}}
+           for i, x in enumerate(items) if isinstance(x, _BadLine)]
+    good, rejected = load_logs([{} if isinstance(x, _BadLine) else x for x in items])
+    bad_index = {b["index"] for b in bad}
+    rejected = sorted(bad + [r for r in rejected if r["index"] not in bad_index],
+                      key=lambda r: r["index"])
+    return good, rejected
+
+
+def _validate_lines(lines: list[str]) -> tuple[list[tuple[int, str]], list[dict]]:
+    good, rejected = [], []
+    for index, line in enumerate(lines):
+        if "\x00" in line:
+            rejected.append({"index": index, "errors": {"message": ["Contains a NUL byte."]}})
+        elif len(line) > MAX_MESSAGE_CHARS:
+            rejected.append({"index": index, "errors": {
+                "message": [f"Longer than {MAX_MESSAGE_CHARS} characters."]}})
+        else:
+            good.append((index, line))
+    return good, rejected
+
+
+def _format_arg() -> str | None:
+    fmt = request.args.get("format")
+    if fmt and fmt not in {f["name"] for f in get_factory().formats()} | {"raw"}:
+        names = ", ".join(f["name"] for f in get_factory().formats())
+        raise APIError(400, "validation_error", f"Unknown format {fmt!r}; use one of: {names}.",
+                       fields={"format": [f"Unknown format {fmt!r}."]})
+    return fmt or None
+
+
+def _nothing_accepted(rejected: list[dict]) -> APIError:
+    return APIError(422, "validation_error", "No log in the request was valid.",
+                    rejected=rejected)
+
+
+@bp.post("/data/fast")
+def ingest_fast():
+    """Validate cheaply, append to the stream, answer 202 with the stream ids."""
+    settings = _settings()
+    items, kind = read_items()
+    _check_size(items)
+    if kind == "text":
+        fmt = _format_arg() or ""
+        good, rejected = _validate_lines(items)
+        names = (b"r", b"f")
+        values = [v for _, line in good for v in (line, fmt)]
+    else:
+        good, rejected = _validate_json(items)
+        names = (b"d",)
+        values = [to_stream_json(log) for _, log in good]
+    if not good:
+        raise _nothing_accepted(rejected)
+    try:
+        ids = stream.enqueue(redis_client(settings.redis_url), settings, names, values)
+    except stream.QueueFull as exc:
+        raise APIError(429, "queue_full",
+                       f"The queue holds {exc.length} logs not yet stored (cap "
+                       f"{settings.stream_maxlen}); retry shortly.", retry_after=5) from None
+    return jsonify(accepted=len(ids), ids=ids, rejected=rejected), 202
+
+
+@bp.post("/data/")
+def ingest_sync():
+    """Validate, store and publish now; answer 201 with the database ids."""
+    settings = _settings()
+    items, kind = read_items()
+    _check_size(items)
+    if kind == "text":
+        lines, rejected = _validate_lines(items)
+        fmt, now = _format_arg(), datetime.now(timezone.utc)
+        good, rejected_parsed = load_logs([raw_to_data(line, fmt, now) for _, line in lines])
+        good = [(lines[i][0], log) for i, log in good]
+        rejected += [{**r, "index": lines[r["index"]][0]} for r in rejected_parsed]
+    else:
+        good, rejected = _validate_json(items)
+    if not good:
+        raise _nothing_accepted(rejected)
+    now = datetime.now(timezone.utc)
+    rows = [{**log, "timestamp": log["timestamp"] or now} for _, log in good]
+    r = redis_client(settings.redis_url)
+
+    def publish(stored: list[dict]) -> None:
+        pubsub.publish(r, settings.pubsub_channel, [store.serialize(s) for s in stored])
+
+    with engine(settings.database_url).connect() as conn:
+        stored = store.write_in_commit_order(conn, rows, publish)
+    ids = [s["id"] for s in stored]
+    body = {"stored": len(ids), "ids": ids, "rejected": rejected}
+    if len(items) == 1:
+        body["id"] = ids[0]
+    return jsonify(body), 201

@@ -1,0 +1,192 @@
+"""`WS /ws/logs`: stored logs, live, filtered server-side, resumable without gap or duplicate.
+
+Server -> client messages (JSON text frames):
+    {"type": "logs", "logs": [{"id": 17, "stream_id": "...", "level": "INFO", ...}, ...]}
+    {"type": "dropped", "count": 12}        this client was too slow; 12 logs skipped
+    {"type": "filters", "filters": {...}}   the filters now in force
+    {"type": "ping"}                        heartbeat when idle (WS_PING_INTERVAL)
+    {"type": "error", "error": "...", "fields": {...}}
+Client -> server: {"type": "filter", "level": [...], "min_level": "WARN", "source": ...,
+"application": ..., "contains": ...} replaces the filters.
+
+Resume: connect with `?after=<id>`. The client is subscribed first, then everything
+stored with a larger id is read from PostgreSQL in id order, then the live stream
+continues, skipping ids already sent. Ids are allocated, committed and published in one
+order (the commit-order lock in `app.store`), so this has no gap and no duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+
+import orjson
+from flask import Blueprint, current_app, request
+from marshmallow import ValidationError
+from simple_websocket import ConnectionClosed
+from sqlalchemy import column, func, select, table
+
+from app import store
+from app.connections import engine, redis_client
+from app.extensions import sock
+from app.filters import LiveFilter, LiveFilterSchema
+from app.pubsub import RESYNC, Hub, Subscriber
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("live", __name__)
+
+CATCH_UP_PAGE = 500
+_logs = table("logs", *(column(c) for c in store.RETURNED))
+_filters = LiveFilterSchema()
+
+
+class ConnectionCount:
+    """This process's open WebSocket count, mirrored in Redis so /health can sum all
+    web processes (each key expires if its process dies)."""
+
+    TTL = 60
+
+    def __init__(self, redis_url: str, prefix: str) -> None:
+        self.redis_url = redis_url
+        self.key = f"{prefix}:ws:{socket.gethostname()}-{os.getpid()}"
+        self.pattern = f"{prefix}:ws:*"
+        self.local = 0
+        self._lock = threading.Lock()
+
+    def change(self, delta: int) -> None:
+        """Count a connect (+1) or disconnect (-1) and publish the new count."""
+        with self._lock:
+            self.local += delta
+            value = self.local
+        r = redis_client(self.redis_url)
+        if value:
+            r.set(self.key, value, ex=self.TTL)
+        else:
+            r.delete(self.key)
+
+    def refresh(self) -> None:
+        """Keep this process's key alive while it has connections."""
+        if self.local:
+            redis_client(self.redis_url).set(self.key, self.local, ex=self.TTL)
+
+    def total(self) -> int:
+        """Open WebSocket connections over every web process."""
+        r = redis_client(self.redis_url)
+        keys = list(r.scan_iter(match=self.pattern, count=500))
+        return sum(int(v) for v in r.mget(keys) if v) if keys else 0
+
+
+def live_state(app) -> tuple[Hub, ConnectionCount]:
+    """This process's hub and connection count (created with the app, started lazily)."""
+    settings = app.extensions["sluice"]
+    if "live" not in app.extensions:
+        app.extensions["live"] = (
+            Hub(settings.redis_url, settings.pubsub_channel),
+            ConnectionCount(settings.redis_url, settings.key_prefix),
+        )
+    return app.extensions["live"]
+
+
+def _send(ws, message: dict) -> None:
+    ws.send(orjson.dumps(message).decode())
+
+
+def catch_up(ws, settings, flt: LiveFilter, after: int) -> int:
+    """Send every stored log with id > after that passes `flt`; return the last id sent."""
+    last = after
+    eng = engine(settings.database_read_url)
+    while True:
+        query = (select(_logs).where(_logs.c.id > last, flt.where())
+                 .order_by(_logs.c.id).limit(CATCH_UP_PAGE))
+        with eng.connect() as conn:
+            rows = [store.serialize(dict(r._mapping)) for r in conn.execute(query)]
+        if rows:
+            _send(ws, {"type": "logs", "logs": rows})
+            last = rows[-1]["id"]
+        if len(rows) < CATCH_UP_PAGE:
+            return last
+
+
+def _read_client(ws, sub: Subscriber, changed: queue.Queue) -> None:
+    """Apply filter changes sent by the client until it goes away."""
+    while True:
+        try:
+            raw = ws.receive()
+        except ConnectionClosed:
+            return
+        try:
+            message = orjson.loads(raw)
+            if not isinstance(message, dict) or message.get("type") != "filter":
+                raise ValidationError("Send {\"type\": \"filter\", ...}.", field_name="type")
+            flt = _filters.load(message)
+        except (orjson.JSONDecodeError, ValidationError) as exc:
+            fields = getattr(exc, "messages", {"_schema": [str(exc)]})
+            changed.put({"type": "error", "error": "invalid_filter", "fields": fields})
+            continue
+        sub.filter = flt
+        changed.put({"type": "filters", "filters": flt.as_dict()})
+
+
+@sock.route("/ws/logs", bp=bp)
+def logs_socket(ws):
+    """Stream stored logs to one client (see the module docstring for the protocol)."""
+    app = current_app._get_current_object()
+    settings = app.extensions["sluice"]
+    try:
+        flt = _filters.load_args(request.args)
+        after = request.args.get("after", type=int)
+    except ValidationError as exc:
+        _send(ws, {"type": "error", "error": "invalid_filter", "fields": exc.messages})
+        return
+    hub, count = live_state(app)
+    sub = Subscriber(flt, settings.ws_buffer)
+    hub.add(sub)
+    count.change(+1)
+    notices: queue.Queue = queue.Queue()
+    threading.Thread(target=_read_client, args=(ws, sub, notices), daemon=True).start()
+    try:
+        _send(ws, {"type": "filters", "filters": flt.as_dict()})
+        last = catch_up(ws, settings, flt, after) if after is not None else latest_id(settings)
+        _pump(ws, settings, sub, notices, last)
+    except ConnectionClosed:
+        pass
+    finally:
+        hub.remove(sub)
+        count.change(-1)
+
+
+def latest_id(settings) -> int:
+    """The largest stored id: where a client that asked for no history starts."""
+    with engine(settings.database_read_url).connect() as conn:
+        return conn.execute(select(func.coalesce(func.max(_logs.c.id), 0))).scalar_one()
+
+
+def _pump(ws, settings, sub: Subscriber, notices: queue.Queue, last: int) -> None:
+    """Forward the client's buffer to it until the connection closes."""
+    idle_since = time.monotonic()
+    while ws.connected:
+        while not notices.empty():
+            _send(ws, notices.get_nowait())
+        try:
+            item = sub.buffer.get(timeout=min(settings.ws_ping_interval, 1.0))
+        except queue.Empty:
+            item = None
+        if sub.dropped:
+            dropped, sub.dropped = sub.dropped, 0
+            _send(ws, {"type": "dropped", "count": dropped})
+        if item is RESYNC:
+            last = catch_up(ws, settings, sub.filter, last)
+            continue
+        fresh = [entry for entry in item or () if entry["id"] > last]
+        if fresh:
+            _send(ws, {"type": "logs", "logs": fresh})
+            last = fresh[-1]["id"]
+            idle_since = time.monotonic()
+        elif time.monotonic() - idle_since >= settings.ws_ping_interval:
+            _send(ws, {"type": "ping"})
+            idle_since = time.monotonic()

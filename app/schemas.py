@@ -1,0 +1,135 @@
+"""The shape of a log at the edge: marshmallow schemas and the request-body reader.
+
+The same `LogSchema` validates at ingest (HTTP) and again in the drain, so an entry
+written to the stream by anything else is held to the same rules before it is stored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import orjson
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates
+
+from parsers import parse_line
+from parsers.fields import LEVELS, normalize_level, parse_timestamp
+
+MAX_MESSAGE_CHARS = 65_536
+MAX_NAME_CHARS = 255
+MAX_METADATA_BYTES = 65_536
+KNOWN_FIELDS = frozenset(("timestamp", "level", "source", "application", "message", "metadata"))
+
+
+class Timestamp(fields.Field):
+    """ISO 8601 (zone optional, UTC assumed) or epoch seconds/milliseconds."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> datetime:
+        parsed = parse_timestamp(value)
+        if parsed is None:
+            raise ValidationError(
+                "Not a timestamp: use ISO 8601 (e.g. 2026-11-28T10:00:00Z) or epoch seconds/ms."
+            )
+        return parsed
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value.isoformat() if value is not None else None
+
+
+class Level(fields.Field):
+    """A level name in any case or a common alias (warning, err, fatal...), normalised."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> str:
+        level = normalize_level(value)
+        if level is None:
+            raise ValidationError(f"Unknown level {value!r}; use one of {', '.join(LEVELS)}.")
+        return level
+
+
+def _no_nul(value: str | None) -> None:
+    if value is not None and "\x00" in value:
+        raise ValidationError("Contains a NUL byte, which cannot be stored.")
+
+
+class LogSchema(Schema):
+    """One log. Unknown top-level keys are kept, moved into `metadata`."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    timestamp = Timestamp(load_default=None)
+    level = Level(load_default="INFO")
+    source = fields.String(
+        load_default=None, allow_none=True, validate=[validate.Length(max=MAX_NAME_CHARS), _no_nul]
+    )
+    application = fields.String(
+        load_default=None, allow_none=True, validate=[validate.Length(max=MAX_NAME_CHARS), _no_nul]
+    )
+    message = fields.String(
+        required=True, validate=[validate.Length(max=MAX_MESSAGE_CHARS), _no_nul]
+    )
+    metadata = fields.Dict(keys=fields.String(), load_default=dict)
+
+    @pre_load
+    def _extra_keys_to_metadata(self, data, **kwargs):
+        if not isinstance(data, dict):
+            raise ValidationError("A log must be a JSON object.", field_name="_schema")
+        extra = {k: v for k, v in data.items() if k not in KNOWN_FIELDS}
+        if not extra:
+            return data
+        metadata = data.get("metadata")
+        if metadata is not None and not isinstance(metadata, dict):
+            return data  # the metadata field reports the type error
+        kept = {k: v for k, v in data.items() if k in KNOWN_FIELDS}
+        kept["metadata"] = {**extra, **(metadata or {})}
+        return kept
+
+    @validates("message")
+    def _message_not_blank(self, value: str, **kwargs) -> None:
+        if not value.strip():
+            raise ValidationError("Must not be blank.")
+
+    @validates("metadata")
+    def _metadata_storable(self, value: dict, **kwargs) -> None:
+        encoded = orjson.dumps(value)
+        if len(encoded) > MAX_METADATA_BYTES:
+            raise ValidationError(f"Larger than {MAX_METADATA_BYTES} bytes as JSON.")
+        if b"\\u0000" in encoded:
+            raise ValidationError("Contains a NUL byte, which cannot be stored.")
+
+
+log_schema = LogSchema()
+
+
+def load_logs(items: list) -> tuple[list[tuple[int, dict]], list[dict]]:
+    """Validate each item; return (index, log) for the valid ones and the rejects by index."""
+    good, rejected = [], []
+    for index, item in enumerate(items):
+        try:
+            good.append((index, log_schema.load(item)))
+        except ValidationError as exc:
+            rejected.append({"index": index, "errors": exc.messages})
+    return good, rejected
+
+
+def to_stream_json(log: dict) -> bytes:
+    """A validated log as the JSON the stream carries (timestamp as ISO 8601 or absent)."""
+    out = {k: v for k, v in log.items() if v is not None and v != {}}
+    if log.get("timestamp") is not None:
+        out["timestamp"] = log["timestamp"].isoformat()
+    return orjson.dumps(out)
+
+
+def raw_to_data(line: str, fmt: str | None, now: datetime) -> dict:
+    """A raw line parsed (its format detected unless `fmt` is given), as LogSchema input.
+
+    `now` anchors formats without a year (BSD syslog); `metadata.format` records the format.
+    """
+    detected, parsed = parse_line(line, fmt, now=now)
+    return {
+        "timestamp": parsed.timestamp,
+        "level": parsed.level or "INFO",
+        "source": parsed.source,
+        "application": parsed.application,
+        "message": parsed.message or line,
+        "metadata": {**parsed.metadata, "format": detected},
+    }

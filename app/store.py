@@ -1,0 +1,124 @@
+"""Writes to the `logs` table. Functions take a connection; the caller owns the transaction.
+
+The write path is one multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING` per chunk
+(psycopg2's execute_values): a redelivered stream entry hits the unique
+(stream_id, timestamp) key and is skipped, so the drain can run a chunk twice safely.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import logging
+
+import orjson
+from psycopg2.extras import Json, execute_values
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("timestamp", "level", "source", "application", "message", "metadata", "stream_id")
+RETURNED = ("id", "timestamp", "level", "source", "application", "message", "metadata",
+            "stream_id")
+
+# One lock key for "allocating ids and publishing them": holding it from INSERT to after
+# PUBLISH makes id order, commit order and publish order the same, which is what lets a
+# WebSocket client resume from the last id it saw without a gap.
+COMMIT_ORDER_LOCK = 5_117_100
+
+
+def _dumps(value) -> str:
+    return orjson.dumps(value).decode()
+
+
+def insert_logs(conn: Connection, rows: list[dict]) -> list[dict]:
+    """Insert rows (dicts with COLUMNS); return the stored ones with their ids, in id order.
+
+    Rows whose (stream_id, timestamp) is already stored are skipped and not returned.
+    """
+    if not rows:
+        return []
+    values = [
+        (r["timestamp"], r["level"], r.get("source"), r.get("application"), r["message"],
+         Json(r.get("metadata") or {}, dumps=_dumps), r.get("stream_id"))
+        for r in rows
+    ]
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        stored = execute_values(
+            cursor,
+            f"INSERT INTO logs ({', '.join(COLUMNS)}) VALUES %s "
+            f"ON CONFLICT (stream_id, timestamp) DO NOTHING RETURNING {', '.join(RETURNED)}",
+            values,
+            page_size=max(len(values), 1),
+            fetch=True,
+        )
+    finally:
+        cursor.close()
+    out = [dict(zip(RETURNED, row, strict=True)) for row in stored]
+    out.sort(key=lambda r: r["id"])
+    return out
+
+
+def lock_commit_order(conn: Connection) -> None:
+    """Take the commit-order lock for this session (released by `unlock_commit_order`)."""
+    conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": COMMIT_ORDER_LOCK})
+
+
+def unlock_commit_order(conn: Connection) -> None:
+    """Release the commit-order lock."""
+    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": COMMIT_ORDER_LOCK})
+
+
+def serialize(row: dict) -> dict:
+    """A stored row as plain JSON types (what the API returns and pub/sub carries)."""
+    out = dict(row)
+    for key in ("timestamp", "created_at"):
+        value = out.get(key)
+        if isinstance(value, datetime):
+            out[key] = value.isoformat()
+    return out
+
+
+def write_in_commit_order(conn: Connection, rows: list[dict], after_commit,
+                          insert=insert_logs) -> list[dict]:
+    """Insert (with `insert(conn, rows)`) and commit `rows`, then call
+    `after_commit(stored)`, all under the commit-order lock; return the stored rows.
+    Rolls back and re-raises on failure."""
+    lock_commit_order(conn)
+    try:
+        stored = insert(conn, rows)
+        conn.commit()
+        after_commit(stored)
+        return stored
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        _release(conn)
+
+
+def _release(conn: Connection) -> None:
+    # A broken connection took its session lock with it; nothing is left to release.
+    if conn.invalidated or conn.closed:
+        return
+    try:
+        unlock_commit_order(conn)
+        conn.commit()
+    except DBAPIError:
+        log.warning("could not release the commit-order lock; dropping the connection")
+        conn.invalidate()
+
+
+def insert_each(conn: Connection, rows: list[dict]) -> tuple[list[dict], list[tuple[int, str]]]:
+    """Insert rows one by one in savepoints: the stored rows, and (index, reason) of the
+    rows the database refused. Used to isolate a bad row after a chunk insert failed."""
+    stored, failed = [], []
+    for index, row in enumerate(rows):
+        try:
+            with conn.begin_nested():
+                stored.extend(insert_logs(conn, [row]))
+        except (DataError, IntegrityError) as exc:
+            failed.append((index, f"database refused: {exc.orig}".strip()[:500]))
+    return stored, failed

@@ -1,0 +1,40 @@
+"""Celery configuration, derived from Sluice's settings (never from its own env vars).
+
+`build(settings)` is applied by `tasks.celery_app.celery_init_app`, so the worker, beat
+and Flower all run with the configuration the web process has.
+"""
+
+from config import Settings
+
+
+def build(settings: Settings) -> dict:
+    """The Celery settings for these Sluice settings."""
+    return {
+        "broker_url": settings.redis_url,
+        "broker_connection_retry_on_startup": True,
+        "task_default_queue": settings.celery_queue,
+        "task_ignore_result": True,
+        "result_backend": None,
+        # A drain chunk is acked in Redis by the task itself; Celery's own ack only
+        # decides whether a lost task message is re-run, which is harmless (idempotent).
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        "include": ["tasks.drain", "tasks.maintenance"],
+        "beat_schedule": {
+            "drain": {
+                "task": "sluice.drain",
+                "schedule": settings.drain_interval,
+                # A drain that could not start in time is superseded by the next one.
+                "options": {"expires": max(settings.drain_interval * 3, 1.0)},
+            },
+            "maintain-storage": {
+                "task": "sluice.maintain",
+                "schedule": 3600.0,
+                "options": {"expires": 600.0},
+            },
+        },
+    }

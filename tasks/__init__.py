@@ -1,0 +1,1 @@
+"""Celery tasks: the drain and storage maintenance. They call the adapters in `app/`."""

@@ -1,0 +1,169 @@
+"""The drain: stream entries -> parsed, validated rows -> PostgreSQL -> ack -> publish.
+
+One chunk (BATCH_SIZE entries) is one transaction. Per chunk:
+1. check out a database connection (pre-ping: if PostgreSQL is down we stop here, before
+   reading, so an outage does not count as a delivery against any entry);
+2. read: own unacked entries first, then entries idle on other consumers, then new ones;
+3. turn each entry into a row; one that cannot be (bad JSON, NUL byte, over-long field,
+   delivered more than MAX_RETRIES times) becomes a dead letter with its reason;
+4. insert with ON CONFLICT DO NOTHING, commit, publish, under the commit-order lock;
+5. dead-letter the rejects and XACK everything in one MULTI.
+A crash anywhere before 5 leaves the entries pending: they are read again and, being
+keyed on their stream id, stored at most once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import orjson
+import redis
+from celery import shared_task
+from flask import current_app
+from marshmallow import ValidationError
+from sqlalchemy import Connection
+from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
+
+from app import pubsub, store, stream
+from app.connections import engine, redis_client
+from app.schemas import log_schema, raw_to_data
+from app.stream import Entry
+from config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Rejected(Exception):
+    """An entry that can never be stored; the message is the dead-letter reason."""
+
+
+@dataclass
+class DrainStats:
+    """What one drain run did."""
+
+    stored: int = 0
+    duplicates: int = 0
+    dead: int = 0
+    chunks: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+def consumer_name() -> str:
+    """A consumer name unique to this worker process."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def entry_time(stream_id: str) -> datetime:
+    """The moment Redis accepted an entry, from its id: the default timestamp of a log."""
+    return datetime.fromtimestamp(int(stream_id.split("-", 1)[0]) / 1000, tz=timezone.utc)
+
+
+def entry_to_row(entry: Entry) -> dict:
+    """Decode, parse and validate one entry into a `logs` row, or raise Rejected."""
+    received = entry_time(entry.id)
+    fields = entry.fields
+    if b"d" in fields:
+        try:
+            data = orjson.loads(fields[b"d"])
+        except orjson.JSONDecodeError as exc:
+            raise Rejected(f"bad JSON: {exc}") from None
+    elif b"r" in fields:
+        try:
+            line = fields[b"r"].decode()
+        except UnicodeDecodeError:
+            raise Rejected("raw line is not UTF-8") from None
+        data = raw_to_data(line, fields.get(b"f", b"").decode() or None, received)
+    else:
+        raise Rejected("entry has no body (no 'd' or 'r' field)")
+    try:
+        row = log_schema.load(data)
+    except ValidationError as exc:
+        raise Rejected(f"invalid: {orjson.dumps(exc.messages).decode()}") from None
+    row["timestamp"] = row["timestamp"] or received
+    row["stream_id"] = entry.id
+    return row
+
+
+def split_chunk(entries: list[Entry], max_retries: int) -> tuple[list[dict], list[tuple[Entry, str]]]:
+    """Rows for the storable entries, and (entry, reason) for the rest."""
+    rows, dead = [], []
+    for entry in entries:
+        if entry.deliveries > max_retries + 1:
+            dead.append((entry, f"delivered {entry.deliveries} times without being stored"))
+            continue
+        try:
+            rows.append(entry_to_row(entry))
+        except Rejected as exc:
+            dead.append((entry, str(exc)))
+    return rows, dead
+
+
+def store_chunk(conn: Connection, r: redis.Redis, settings: Settings,
+                entries: list[Entry], stats: DrainStats) -> None:
+    """Store one chunk, publish what was stored, then dead-letter and ack."""
+    rows, dead = split_chunk(entries, settings.max_retries)
+
+    def publish(stored: list[dict]) -> None:
+        pubsub.publish(r, settings.pubsub_channel, [store.serialize(s) for s in stored])
+
+    refused: list[tuple[int, str]] = []
+    try:
+        stored = store.write_in_commit_order(conn, rows, publish)
+    except (DataError, IntegrityError):
+        # Something only the database could see is wrong with a row: find it alone.
+
+        def insert_isolating(c, rs):
+            ok, bad = store.insert_each(c, rs)
+            refused.extend(bad)
+            return ok
+
+        stored = store.write_in_commit_order(conn, rows, publish, insert=insert_isolating)
+        by_id = {e.id: e for e in entries}
+        dead += [(by_id[rows[i]["stream_id"]], reason) for i, reason in refused]
+    dead_ids = {e.id for e, _ in dead}
+    stream.acknowledge(r, settings, [e.id for e in entries if e.id not in dead_ids], dead)
+    for entry, reason in dead:
+        log.warning("dead-lettered %s: %s", entry.id, reason)
+    stats.chunks += 1
+    stats.stored += len(stored)
+    stats.duplicates += len(rows) - len(stored) - len(refused)
+    stats.dead += len(dead)
+
+
+def drain_stream(settings: Settings, consumer: str, budget: float) -> DrainStats:
+    """Drain chunks for up to `budget` seconds (finishing the chunk in flight)."""
+    r = redis_client(settings.redis_url)
+    eng = engine(settings.database_url)
+    stream.ensure_group(r, settings)
+    stats = DrainStats()
+    deadline = time.monotonic() + budget
+    while (remaining := deadline - time.monotonic()) > 0:
+        with eng.connect() as conn:
+            entries = stream.read_chunk(r, settings, consumer, block_ms=max(int(remaining * 1000), 1))
+            if entries:
+                store_chunk(conn, r, settings, entries, stats)
+    if stats.chunks:
+        stream.trim_acked(r, settings)
+    return stats
+
+
+@shared_task(bind=True, name="sluice.drain", ignore_result=True)
+def drain(self) -> dict:
+    """Beat-scheduled: drain the stream for DRAIN_BUDGET seconds."""
+    settings: Settings = current_app.extensions["sluice"]
+    try:
+        stats = drain_stream(settings, consumer_name(), settings.drain_budget)
+    except (OperationalError, InterfaceError, redis.ConnectionError, redis.TimeoutError) as exc:
+        # The database or Redis is away: entries stay pending; try again with backoff.
+        countdown = min(2 ** self.request.retries, 30)
+        log.warning("drain failed (%s); retry %s in %ss", exc, self.request.retries + 1, countdown)
+        raise self.retry(exc=exc, countdown=countdown, max_retries=settings.max_retries) from None
+    if stats.chunks:
+        log.info("drained %s chunks: %s stored, %s duplicates, %s dead letters",
+                 stats.chunks, stats.stored, stats.duplicates, stats.dead)
+    return {"stored": stats.stored, "duplicates": stats.duplicates, "dead": stats.dead}

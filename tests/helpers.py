@@ -1,0 +1,25 @@
+"""Small helpers shared by tests."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import text
+
+
+def count_logs(conn, where: str = "true", **params) -> int:
+    """How many rows of `logs` match `where` (fresh snapshot each call)."""
+    conn.rollback()
+    return conn.execute(text(f"SELECT count(*) FROM logs WHERE {where}"), params).scalar_one()
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {predicate}")
+        time.sleep(interval)
