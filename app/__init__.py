@@ -16,8 +16,9 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     settings = settings or load_settings()
     if overrides:
         settings = settings.with_overrides(**overrides)
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
@@ -39,5 +40,25 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
 
     from tasks.celery_app import celery_init_app
 
+    register_custom_parsers(settings)
     celery_init_app(app)
     return app
+
+
+def register_custom_parsers(settings: Settings) -> list[str]:
+    """Compile PARSER_PATTERNS / PARSER_PATTERNS_FILE once and add them to the factory.
+
+    A bad pattern stops start-up with a message naming it, rather than failing per line.
+    """
+    from parsers import build_custom_parsers, get_factory
+
+    spec = settings.parser_patterns
+    if settings.parser_patterns_file:
+        with open(settings.parser_patterns_file, encoding="utf-8") as handle:
+            spec = handle.read()
+    factory = get_factory()
+    added = []
+    for parser in build_custom_parsers(spec):
+        factory.add_parser(parser, replace=True)
+        added.append(parser.name)
+    return added

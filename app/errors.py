@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 class APIError(Exception):
     """An error the API answers with: status, a machine code, a message, extra fields."""
 
-    def __init__(self, status: int, code: str, message: str, *, retry_after: int | None = None,
-                 **extra) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, retry_after: int | None = None, **extra
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -31,8 +32,7 @@ class APIError(Exception):
         self.extra = extra
 
 
-def error_response(status: int, code: str, message: str, retry_after: int | None = None,
-                   **extra):
+def error_response(status: int, code: str, message: str, retry_after: int | None = None, **extra):
     """Build the JSON error response (also used outside handlers, e.g. by /health)."""
     body = {"error": code, "message": message, "status": status, **extra}
     response = jsonify(body)
@@ -59,8 +59,9 @@ def register_error_handlers(app: Flask) -> None:
     def _validation_error(exc: ValidationError):
         fields = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
         _log(400, f"invalid input: {fields}")
-        return error_response(400, "validation_error", "The request has invalid fields.",
-                              fields=fields)
+        return error_response(
+            400, "validation_error", "The request has invalid fields.", fields=fields
+        )
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
@@ -92,12 +93,20 @@ def register_dependency_handlers(app: Flask) -> None:
     @app.errorhandler(redis.TimeoutError)
     def _redis_down(exc):
         log.error("redis unavailable on %s %s: %s", request.method, request.path, exc)
-        return error_response(503, "redis_unavailable",
-                              "The queue (Redis) is unreachable; retry shortly.", retry_after=5)
+        return error_response(
+            503,
+            "redis_unavailable",
+            "The queue (Redis) is unreachable; retry shortly.",
+            retry_after=5,
+        )
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
     def _database_down(exc):
         log.error("database unavailable on %s %s: %s", request.method, request.path, exc)
-        return error_response(503, "database_unavailable",
-                              "The database is unreachable; retry shortly.", retry_after=5)
+        return error_response(
+            503,
+            "database_unavailable",
+            "The database is unreachable; retry shortly.",
+            retry_after=5,
+        )

@@ -34,8 +34,11 @@ class LiveFilterSchema(Schema):
 
     def load_args(self, args) -> LiveFilter:
         """Load from a query-string MultiDict (`level=ERROR&level=WARN` or `level=ERROR,WARN`)."""
-        data = {k: args.get(k) for k in ("min_level", "source", "application", "contains")
-                if args.get(k) not in (None, "")}
+        data = {
+            k: args.get(k)
+            for k in ("min_level", "source", "application", "contains")
+            if args.get(k) not in (None, "")
+        }
         levels = [v for raw in args.getlist("level") for v in _split(raw)]
         if levels:
             data["level"] = levels
@@ -76,9 +79,7 @@ class LiveFilter:
             return False
         if self.application is not None and log.get("application") != self.application:
             return False
-        if self.contains is not None and self.contains.lower() not in log.get("message", "").lower():
-            return False
-        return True
+        return self.contains is None or self.contains.lower() in log.get("message", "").lower()
 
     def where(self) -> ColumnElement[bool]:
         """The same filters as a SQL condition on `logs`."""

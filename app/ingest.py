@@ -9,7 +9,7 @@ raw lines are parsed in the drain, not here.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 from flask import Blueprint, current_app, jsonify, request
@@ -23,8 +23,12 @@ from parsers import get_factory
 bp = Blueprint("ingest", __name__)
 
 JSON_TYPES = {"application/json", ""}
-NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonl",
-                "application/x-jsonlines"}
+NDJSON_TYPES = {
+    "application/x-ndjson",
+    "application/ndjson",
+    "application/jsonl",
+    "application/x-jsonlines",
+}
 TEXT_TYPES = {"text/plain"}
 
 
@@ -37,7 +41,9 @@ def read_items() -> tuple[list, str]:
     mimetype = request.mimetype
     body = request.get_data(cache=False)
     if mimetype in TEXT_TYPES:
-        return [line for line in body.decode("utf-8", "replace").splitlines() if line.strip()], "text"
+        return [
+            line for line in body.decode("utf-8", "replace").splitlines() if line.strip()
+        ], "text"
     if mimetype in NDJSON_TYPES:
         items = [_ndjson_line(line) for line in body.splitlines() if line.strip()]
     elif mimetype in JSON_TYPES or mimetype.endswith("+json"):
@@ -47,9 +53,12 @@ def read_items() -> tuple[list, str]:
             raise APIError(400, "invalid_json", f"The body is not valid JSON: {exc}") from None
         items = parsed if isinstance(parsed, list) else [parsed]
     else:
-        raise APIError(415, "unsupported_media_type",
-                       f"Content-Type {mimetype!r} is not accepted; send application/json, "
-                       "application/x-ndjson or text/plain.")
+        raise APIError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type {mimetype!r} is not accepted; send application/json, "
+            "application/x-ndjson or text/plain.",
+        )
     return items, "json"
 
 
@@ -72,17 +81,24 @@ def _check_size(items: list) -> None:
         raise APIError(400, "empty_body", "The body holds no logs.")
     limit = _settings().max_batch
     if len(items) > limit:
-        raise APIError(413, "batch_too_large",
-                       f"{len(items)} logs in one request; the limit is {limit} (MAX_BATCH).")
+        raise APIError(
+            413,
+            "batch_too_large",
+            f"{len(items)} logs in one request; the limit is {limit} (MAX_BATCH).",
+        )
 
 
 def _validate_json(items: list) -> tuple[list[tuple[int, dict]], list[dict]]:
-    bad = [{"index": i, "errors": {"_schema": [x.error]}}
-           for i, x in enumerate(items) if isinstance(x, _BadLine)]
+    bad = [
+        {"index": i, "errors": {"_schema": [x.error]}}
+        for i, x in enumerate(items)
+        if isinstance(x, _BadLine)
+    ]
     good, rejected = load_logs([{} if isinstance(x, _BadLine) else x for x in items])
     bad_index = {b["index"] for b in bad}
-    rejected = sorted(bad + [r for r in rejected if r["index"] not in bad_index],
-                      key=lambda r: r["index"])
+    rejected = sorted(
+        bad + [r for r in rejected if r["index"] not in bad_index], key=lambda r: r["index"]
+    )
     return good, rejected
 
 
@@ -92,8 +108,12 @@ def _validate_lines(lines: list[str]) -> tuple[list[tuple[int, str]], list[dict]
         if "\x00" in line:
             rejected.append({"index": index, "errors": {"message": ["Contains a NUL byte."]}})
         elif len(line) > MAX_MESSAGE_CHARS:
-            rejected.append({"index": index, "errors": {
-                "message": [f"Longer than {MAX_MESSAGE_CHARS} characters."]}})
+            rejected.append(
+                {
+                    "index": index,
+                    "errors": {"message": [f"Longer than {MAX_MESSAGE_CHARS} characters."]},
+                }
+            )
         else:
             good.append((index, line))
     return good, rejected
@@ -103,14 +123,17 @@ def _format_arg() -> str | None:
     fmt = request.args.get("format")
     if fmt and fmt not in {f["name"] for f in get_factory().formats()} | {"raw"}:
         names = ", ".join(f["name"] for f in get_factory().formats())
-        raise APIError(400, "validation_error", f"Unknown format {fmt!r}; use one of: {names}.",
-                       fields={"format": [f"Unknown format {fmt!r}."]})
+        raise APIError(
+            400,
+            "validation_error",
+            f"Unknown format {fmt!r}; use one of: {names}.",
+            fields={"format": [f"Unknown format {fmt!r}."]},
+        )
     return fmt or None
 
 
 def _nothing_accepted(rejected: list[dict]) -> APIError:
-    return APIError(422, "validation_error", "No log in the request was valid.",
-                    rejected=rejected)
+    return APIError(422, "validation_error", "No log in the request was valid.", rejected=rejected)
 
 
 @bp.post("/data/fast")
@@ -133,9 +156,13 @@ def ingest_fast():
     try:
         ids = stream.enqueue(redis_client(settings.redis_url), settings, names, values)
     except stream.QueueFull as exc:
-        raise APIError(429, "queue_full",
-                       f"The queue holds {exc.length} logs not yet stored (cap "
-                       f"{settings.stream_maxlen}); retry shortly.", retry_after=5) from None
+        raise APIError(
+            429,
+            "queue_full",
+            f"The queue holds {exc.length} logs not yet stored (cap "
+            f"{settings.stream_maxlen}); retry shortly.",
+            retry_after=5,
+        ) from None
     return jsonify(accepted=len(ids), ids=ids, rejected=rejected), 202
 
 
@@ -147,7 +174,7 @@ def ingest_sync():
     _check_size(items)
     if kind == "text":
         lines, rejected = _validate_lines(items)
-        fmt, now = _format_arg(), datetime.now(timezone.utc)
+        fmt, now = _format_arg(), datetime.now(UTC)
         good, rejected_parsed = load_logs([raw_to_data(line, fmt, now) for _, line in lines])
         good = [(lines[i][0], log) for i, log in good]
         rejected += [{**r, "index": lines[r["index"]][0]} for r in rejected_parsed]
@@ -155,7 +182,7 @@ def ingest_sync():
         good, rejected = _validate_json(items)
     if not good:
         raise _nothing_accepted(rejected)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = [{**log, "timestamp": log["timestamp"] or now} for _, log in good]
     r = redis_client(settings.redis_url)
 

@@ -93,7 +93,7 @@ def live_state(app) -> tuple[Hub, ConnectionCount]:
 
 
 def _send(ws, message: dict) -> None:
-    ws.send(orjson.dumps(message).decode())
+    ws.send(orjson.dumps(message, option=orjson.OPT_NON_STR_KEYS).decode())
 
 
 def catch_up(ws, settings, flt: LiveFilter, after: int) -> int:
@@ -101,8 +101,12 @@ def catch_up(ws, settings, flt: LiveFilter, after: int) -> int:
     last = after
     eng = engine(settings.database_read_url)
     while True:
-        query = (select(_logs).where(_logs.c.id > last, flt.where())
-                 .order_by(_logs.c.id).limit(CATCH_UP_PAGE))
+        query = (
+            select(_logs)
+            .where(_logs.c.id > last, flt.where())
+            .order_by(_logs.c.id)
+            .limit(CATCH_UP_PAGE)
+        )
         with eng.connect() as conn:
             rows = [store.serialize(dict(r._mapping)) for r in conn.execute(query)]
         if rows:
@@ -122,7 +126,7 @@ def _read_client(ws, sub: Subscriber, changed: queue.Queue) -> None:
         try:
             message = orjson.loads(raw)
             if not isinstance(message, dict) or message.get("type") != "filter":
-                raise ValidationError("Send {\"type\": \"filter\", ...}.", field_name="type")
+                raise ValidationError('Send {"type": "filter", ...}.', field_name="type")
             flt = _filters.load(message)
         except (orjson.JSONDecodeError, ValidationError) as exc:
             fields = getattr(exc, "messages", {"_schema": [str(exc)]})

@@ -43,26 +43,31 @@ def parse_auto():
         body = ParseRequest().load(request.get_json(silent=True) or {})
         text, fmt = body["raw_log"], body["format"]
     if fmt and fmt not in {f["name"] for f in get_factory().formats()}:
-        raise APIError(400, "validation_error", f"Unknown format {fmt!r}.",
-                       fields={"format": [f"Unknown format {fmt!r}."]})
+        raise APIError(
+            400,
+            "validation_error",
+            f"Unknown format {fmt!r}.",
+            fields={"format": [f"Unknown format {fmt!r}."]},
+        )
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
-        raise APIError(400, "validation_error", "No line to parse.",
-                       fields={"raw_log": ["Empty."]})
+        raise APIError(400, "validation_error", "No line to parse.", fields={"raw_log": ["Empty."]})
     if len(lines) > MAX_LINES:
         raise APIError(413, "too_many_lines", f"At most {MAX_LINES} lines per request.")
     results = []
     for number, line in enumerate(lines):
         detected = fmt or detect_format(line)
         if detected is None:
-            results.append({"line": number, "format": None,
-                            "error": "No known format matches this line."})
+            results.append(
+                {"line": number, "format": None, "error": "No known format matches this line."}
+            )
             continue
         name, parsed = parse_line(line, detected)
         results.append({"line": number, **_as_json(name, parsed)})
     if all(r["format"] is None for r in results):
-        raise APIError(422, "unrecognised_format", "No line matched a known format.",
-                       results=results)
+        raise APIError(
+            422, "unrecognised_format", "No line matched a known format.", results=results
+        )
     return jsonify(results=results, parsed=sum(r["format"] is not None for r in results))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Connection, text
 
@@ -55,7 +55,7 @@ def ensure_partitions(conn: Connection, first: date, last: date) -> list[str]:
 def create_partition(conn: Connection, day: date) -> None:
     """Create one day's partition, moving any rows of that day out of the default partition."""
     name = partition_name(day)
-    lo = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    lo = datetime(day.year, day.month, day.day, tzinfo=UTC)
     hi = lo + timedelta(days=1)
     bounds = {"lo": lo, "hi": hi}
     # Attaching a partition fails while the default partition holds rows of its range, so

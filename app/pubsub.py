@@ -79,8 +79,7 @@ class Hub:
             self._subscribers.add(subscriber)
             if self._thread is None or not self._thread.is_alive():
                 self._ready.clear()
-                self._thread = threading.Thread(target=self._run, name="sluice-hub",
-                                                daemon=True)
+                self._thread = threading.Thread(target=self._run, name="sluice-hub", daemon=True)
                 self._thread.start()
         if not self._ready.wait(timeout):
             raise TimeoutError("live subscription to Redis is not ready")
@@ -104,8 +103,9 @@ class Hub:
                 backoff = min(backoff * 2, 10.0)
 
     def _listen(self, resync: bool) -> None:
-        client = redis.Redis.from_url(self.redis_url, protocol=2, socket_connect_timeout=2,
-                                      health_check_interval=15)
+        client = redis.Redis.from_url(
+            self.redis_url, protocol=2, socket_connect_timeout=2, health_check_interval=15
+        )
         pubsub = client.pubsub()
         try:
             pubsub.subscribe(self.channel)

@@ -7,9 +7,8 @@ The write path is one multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING` pe
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import logging
+from datetime import datetime
 
 import orjson
 from psycopg2.extras import Json, execute_values
@@ -19,8 +18,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 log = logging.getLogger(__name__)
 
 COLUMNS = ("timestamp", "level", "source", "application", "message", "metadata", "stream_id")
-RETURNED = ("id", "timestamp", "level", "source", "application", "message", "metadata",
-            "stream_id")
+RETURNED = ("id", "timestamp", "level", "source", "application", "message", "metadata", "stream_id")
 
 # One lock key for "allocating ids and publishing them": holding it from INSERT to after
 # PUBLISH makes id order, commit order and publish order the same, which is what lets a
@@ -40,8 +38,15 @@ def insert_logs(conn: Connection, rows: list[dict]) -> list[dict]:
     if not rows:
         return []
     values = [
-        (r["timestamp"], r["level"], r.get("source"), r.get("application"), r["message"],
-         Json(r.get("metadata") or {}, dumps=_dumps), r.get("stream_id"))
+        (
+            r["timestamp"],
+            r["level"],
+            r.get("source"),
+            r.get("application"),
+            r["message"],
+            Json(r.get("metadata") or {}, dumps=_dumps),
+            r.get("stream_id"),
+        )
         for r in rows
     ]
     cursor = conn.connection.dbapi_connection.cursor()
@@ -81,8 +86,9 @@ def serialize(row: dict) -> dict:
     return out
 
 
-def write_in_commit_order(conn: Connection, rows: list[dict], after_commit,
-                          insert=insert_logs) -> list[dict]:
+def write_in_commit_order(
+    conn: Connection, rows: list[dict], after_commit, insert=insert_logs
+) -> list[dict]:
     """Insert (with `insert(conn, rows)`) and commit `rows`, then call
     `after_commit(stored)`, all under the commit-order lock; return the stored rows.
     Rolls back and re-raises on failure."""

@@ -68,14 +68,17 @@ def ensure_group(r: redis.Redis, settings: Settings) -> None:
             raise
 
 
-def enqueue(r: redis.Redis, settings: Settings, names: tuple[bytes, ...], values: list) -> list[str]:
+def enqueue(
+    r: redis.Redis, settings: Settings, names: tuple[bytes, ...], values: list
+) -> list[str]:
     """Append entries (each `len(names)` values, flattened) atomically; return their ids."""
     if not values:
         return []
     script = r.register_script(_ENQUEUE)
     try:
-        ids = script(keys=[settings.stream_name],
-                     args=[settings.stream_maxlen, len(names), *names, *values])
+        ids = script(
+            keys=[settings.stream_name], args=[settings.stream_maxlen, len(names), *names, *values]
+        )
     except redis.ResponseError as exc:
         if str(exc).startswith("FULL"):
             raise QueueFull(int(str(exc).split()[1])) from None
@@ -98,8 +101,9 @@ def read_chunk(r: redis.Redis, settings: Settings, consumer: str, block_ms: int)
 
 
 def _read(r, settings, consumer, start, count, block):
-    reply = r.xreadgroup(settings.consumer_group, consumer, {settings.stream_name: start},
-                         count=count, block=block)
+    reply = r.xreadgroup(
+        settings.consumer_group, consumer, {settings.stream_name: start}, count=count, block=block
+    )
     if not reply:
         return []
     # Own-history reads return deleted entries as (id, None); they cannot be stored, so
@@ -109,22 +113,34 @@ def _read(r, settings, consumer, start, count, block):
 
 def _with_deliveries(r, settings, entries) -> list[Entry]:
     ids = [i for i, _ in entries]
-    pending = r.xpending_range(settings.stream_name, settings.consumer_group,
-                               min=ids[0], max=ids[-1], count=len(ids) + 10)
+    pending = r.xpending_range(
+        settings.stream_name, settings.consumer_group, min=ids[0], max=ids[-1], count=len(ids) + 10
+    )
     counts = {p["message_id"].decode(): p["times_delivered"] for p in pending}
     return [Entry(i, f, counts.get(i, 1)) for i, f in entries]
 
 
 def claim_idle(r: redis.Redis, settings: Settings, consumer: str) -> list[Entry]:
     """Take over entries idle past CLAIM_IDLE_MS on other consumers (e.g. a killed worker)."""
-    pending = r.xpending_range(settings.stream_name, settings.consumer_group, min="-", max="+",
-                               count=settings.batch_size, idle=settings.claim_idle_ms)
+    pending = r.xpending_range(
+        settings.stream_name,
+        settings.consumer_group,
+        min="-",
+        max="+",
+        count=settings.batch_size,
+        idle=settings.claim_idle_ms,
+    )
     mine = consumer.encode()
     wanted = {p["message_id"]: p["times_delivered"] for p in pending if p["consumer"] != mine}
     if not wanted:
         return []
-    claimed = r.xclaim(settings.stream_name, settings.consumer_group, consumer,
-                       settings.claim_idle_ms, list(wanted))
+    claimed = r.xclaim(
+        settings.stream_name,
+        settings.consumer_group,
+        consumer,
+        settings.claim_idle_ms,
+        list(wanted),
+    )
     got = {i for i, _ in claimed}
     # An id claimed but gone from the stream comes back without a body: dead-letter it.
     lost = [Entry(i.decode(), {}, wanted[i] + 1) for i in wanted if i not in got]
@@ -133,17 +149,25 @@ def claim_idle(r: redis.Redis, settings: Settings, consumer: str) -> list[Entry]
     return [Entry(i.decode(), f or {}, wanted[i] + 1) for i, f in claimed] + lost
 
 
-def acknowledge(r: redis.Redis, settings: Settings, ids: list[str],
-                dead: list[tuple[Entry, str]]) -> None:
+def acknowledge(
+    r: redis.Redis, settings: Settings, ids: list[str], dead: list[tuple[Entry, str]]
+) -> None:
     """Dead-letter the failed entries and ack every id, in one MULTI transaction."""
     if not ids and not dead:
         return
     pipe = r.pipeline(transaction=True)
     for entry, reason in dead:
-        pipe.xadd(settings.dead_letter_stream,
-                  {**entry.fields, b"stream_id": entry.id, b"reason": reason,
-                   b"deliveries": entry.deliveries},
-                  maxlen=settings.dead_letter_maxlen, approximate=True)
+        pipe.xadd(
+            settings.dead_letter_stream,
+            {
+                **entry.fields,
+                b"stream_id": entry.id,
+                b"reason": reason,
+                b"deliveries": entry.deliveries,
+            },
+            maxlen=settings.dead_letter_maxlen,
+            approximate=True,
+        )
     all_ids = ids + [e.id for e, _ in dead]
     pipe.xack(settings.stream_name, settings.consumer_group, *all_ids)
     pipe.execute()
@@ -158,7 +182,7 @@ def trim_acked(r: redis.Redis, settings: Settings) -> int:
     if group["pending"]:
         summary = r.xpending(settings.stream_name, settings.consumer_group)
         safe = min(safe, summary["min"].decode(), key=_id_key)
-    return r.xtrim(settings.stream_name, minid=safe)
+    return r.xtrim(settings.stream_name, minid=safe, approximate=False)
 
 
 def _id_key(stream_id: str) -> tuple[int, int]:
@@ -191,15 +215,24 @@ def status(r: redis.Redis, settings: Settings) -> dict:
     pending, lag, consumers = 0, length, []
     if group is not None:
         pending, lag = group["pending"], _lag(r, settings, group)
-        consumers = [{"name": c["name"].decode(), "pending": c["pending"], "idle_ms": c["idle"]}
-                     for c in r.xinfo_consumers(settings.stream_name, settings.consumer_group)]
+        consumers = [
+            {"name": c["name"].decode(), "pending": c["pending"], "idle_ms": c["idle"]}
+            for c in r.xinfo_consumers(settings.stream_name, settings.consumer_group)
+        ]
     return {
         "queue_name": settings.stream_name,
         "length": length,
         "pending_messages": pending,
         "lag": lag,
-        "consumer_groups": [{"name": g["name"].decode(), "consumers": g["consumers"],
-                             "pending": g["pending"], "lag": g.get("lag")} for g in groups],
+        "consumer_groups": [
+            {
+                "name": g["name"].decode(),
+                "consumers": g["consumers"],
+                "pending": g["pending"],
+                "lag": g.get("lag"),
+            }
+            for g in groups
+        ],
         "consumers": consumers,
         "last_message_id": last[0][0].decode() if last else None,
         "dead_letters": dead,

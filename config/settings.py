@@ -88,7 +88,6 @@ class Settings:
     flower_basic_auth: str = ""
     parser_patterns: str = ""
     parser_patterns_file: str = ""
-    regex_timeout_ms: int = 50
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -115,8 +114,10 @@ class Settings:
         """The settings as environment variables, for starting subprocesses alike."""
         out = {}
         for f in fields(self):
-            name = "SLUICE_ENV" if f.name == "env" else f.name.upper()
-            out[name] = str(getattr(self, f.name))
+            value = getattr(self, f.name)
+            if value == "":  # unset stays unset (Flower reads FLOWER_BASIC_AUTH="" as on)
+                continue
+            out["SLUICE_ENV" if f.name == "env" else f.name.upper()] = str(value)
         return out
 
 
@@ -155,7 +156,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         flower_basic_auth=_str(env, "FLOWER_BASIC_AUTH", ""),
         parser_patterns=_str(env, "PARSER_PATTERNS", ""),
         parser_patterns_file=_str(env, "PARSER_PATTERNS_FILE", ""),
-        regex_timeout_ms=_int(env, "REGEX_TIMEOUT_MS", d.regex_timeout_ms, 1),
         log_level=_str(env, "LOG_LEVEL", d.log_level).upper(),
     )
     if settings.is_production:
@@ -169,4 +169,6 @@ def _refuse_unsafe(env: Mapping[str, str]) -> None:
         if not env.get(name):
             raise ConfigError(f"{name} must be set when SLUICE_ENV=production")
     if not env.get("FLOWER_BASIC_AUTH"):
-        raise ConfigError("FLOWER_BASIC_AUTH must be set (user:password) when SLUICE_ENV=production")
+        raise ConfigError(
+            "FLOWER_BASIC_AUTH must be set (user:password) when SLUICE_ENV=production"
+        )

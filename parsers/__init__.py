@@ -10,6 +10,7 @@ Redis, database or config here, so the drain and the API share them and tests fu
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from parsers.base import LogParser, ParsedLog
 from parsers.custom import RegexParser, build_custom_parsers
@@ -51,15 +52,20 @@ def detect_format(raw: str) -> str | None:
     return _FACTORY.detect_format(raw)
 
 
-def parse_line(raw: str, fmt: str | None = None) -> tuple[str, ParsedLog]:
+def parse_line(
+    raw: str, fmt: str | None = None, now: datetime | None = None
+) -> tuple[str, ParsedLog]:
     """`(format name, ParsedLog)` for one line; never raises, unknown lines come back raw.
+
+    `now` anchors formats without a year (BSD syslog: the drain passes the time the line
+    was received); None means the current time.
 
     An unregistered `fmt` (say, a custom format removed from configuration while its lines
     were queued) is not an error here: the line is kept raw and a warning logged once.
     Validate names at the API edge with `get_factory().get(name)`.
     """
     try:
-        return _FACTORY.parse(raw, fmt)
+        return _FACTORY.parse(raw, fmt, now)
     except UnknownFormatError:
         if fmt not in _warned_formats and len(_warned_formats) < 100:
             _warned_formats.add(fmt)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from parsers.base import LogParser, ParsedLog
 from parsers.clock import MONTHS, fixed_zone
@@ -70,7 +71,8 @@ class ApacheParser(LogParser):
             metadata["protocol"] = protocol
             message = f"{method} {path} {status}"
         else:
-            message = f"{request} {status}"
+            # `-`, an empty request (Nginx on a timeout) or a TLS probe's bytes.
+            message = f"{request} {status}" if request else status
         if extra and not extra.isspace():
             # Nginx formats often append fields (forwarded-for, timings) after the agent.
             metadata["extra"] = extra.strip()
@@ -101,6 +103,13 @@ def _optional(text: str | None) -> str | None:
 
 def _timestamp(text: str) -> datetime | None:
     """`10/Oct/2000:13:55:36 -0700` -> aware datetime in that offset (UTC if none given)."""
+    # A valid stamp is at most 26 characters; the length check keeps junk out of the cache.
+    return _cached_timestamp(text) if len(text) <= 26 else None
+
+
+# A busy server writes the same second on many consecutive lines; datetimes are immutable.
+@lru_cache(maxsize=1024)
+def _cached_timestamp(text: str) -> datetime | None:
     match = _TIME.match(text)
     if match is None:
         return None

@@ -103,21 +103,27 @@ class ParserFactory:
         name, _ = self.parse(raw)
         return None if name == RAW else name
 
-    def parse(self, raw: str, fmt: str | None = None) -> tuple[str, ParsedLog]:
+    def parse(
+        self, raw: str, fmt: str | None = None, now: datetime | None = None
+    ) -> tuple[str, ParsedLog]:
         """`(format name, ParsedLog)`; with `fmt`, only that parser is tried, then raw.
 
+        `now` anchors formats without a year (BSD syslog); None means the parser's clock.
         Surrounding whitespace is ignored; the raw fallback keeps the line as given.
         Raises UnknownFormatError for an unregistered `fmt`, never for the line itself.
         """
         line = raw.strip() if raw[:1].isspace() or raw[-1:].isspace() else raw
         if fmt is None:
             for parser in self._chain(line):
-                parsed = parser.parse(line)
+                parsed = parser.parse(line) if now is None else parser.parse_at(line, now)
                 if parsed is not None:
                     return parser.name, parsed
             return RAW, ParsedLog(raw, metadata={})
         parser = self.get(fmt)
-        parsed = None if parser is self._raw else parser.parse(line)
+        if parser is self._raw:
+            parsed = None
+        else:
+            parsed = parser.parse(line) if now is None else parser.parse_at(line, now)
         if parsed is None:
             return RAW, ParsedLog(raw, metadata={})
         return parser.name, parsed
@@ -135,9 +141,9 @@ class ParserFactory:
         # sees either the old set of parsers or the new one.
         custom = tuple(self._custom)
         self._chain_default = custom + self._tail
-        self._chain_5424 = custom + (self._syslog5424,)
-        self._chain_3164 = custom + (self._syslog3164, *self._tail)
-        chains = {"{": custom + (self._json, *self._tail)}
+        self._chain_5424 = (*custom, self._syslog5424)
+        self._chain_3164 = (*custom, self._syslog3164, *self._tail)
+        chains = {"{": (*custom, self._json, *self._tail)}
         chains.update(dict.fromkeys(_MONTH_INITIALS, self._chain_3164))
         self._chains = chains
         ordered = (*custom, *self._builtin, self._raw)

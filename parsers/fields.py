@@ -7,7 +7,7 @@ Pure functions used by the API's schemas, by the drain and by every format parse
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 # Stored levels, lowest to highest. `min_level=WARN` means WARN and everything after it.
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "CRITICAL")
@@ -66,7 +66,7 @@ def parse_timestamp(value: object) -> datetime | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, int | float):
         return _from_epoch(float(value))
     if not isinstance(value, str):
@@ -86,7 +86,7 @@ def parse_timestamp(value: object) -> datetime | None:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed
 
 
@@ -101,6 +101,6 @@ def _from_epoch(number: float) -> datetime | None:
     if abs(number) >= _EPOCH_MS_THRESHOLD:
         number /= 1000.0
     try:
-        return datetime.fromtimestamp(number, tz=timezone.utc)
+        return datetime.fromtimestamp(number, tz=UTC)
     except (OverflowError, OSError, ValueError):
         return None

@@ -10,9 +10,7 @@ from parsers.base import LogParser, ParsedLog
 # KEY, KEY=, KEY=bare or KEY="quoted \" value", each ending at whitespace; anything
 # else is caught by the last group as junk, which makes the line not logfmt. One findall
 # both validates and splits (possessive quantifiers: nothing here needs backtracking).
-_TOKENS = re.compile(
-    r'\s*+(?:([^\s="]++)(=(?:"(?:[^"\\]++|\\.)*+"|[^\s"]\S*+)?)?(?=\s|\Z)|(\S+))'
-)
+_TOKENS = re.compile(r'\s*+(?:([^\s="]++)(=(?:"(?:[^"\\]++|\\.)*+"|[^\s"]\S*+)?)?(?=\s|\Z)|(\S+))')
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _ESCAPED = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
 # Heroku's router writes its level as `at=info`; read only when no level alias is present.

@@ -42,6 +42,10 @@ class Syslog3164Parser(LogParser):
 
     def parse(self, raw: str) -> ParsedLog | None:
         """Return the header fields and message, or None when the line is not RFC 3164."""
+        return self.parse_at(raw, None)
+
+    def parse_at(self, raw: str, now: datetime | None) -> ParsedLog | None:
+        """`parse` with the year inferred relative to `now` (None: the parser's clock)."""
         level = None
         metadata: dict = {}
         pos = 0
@@ -58,17 +62,19 @@ class Syslog3164Parser(LogParser):
             # RFC 3164 4.3.2: a PRI with no valid timestamp is still a message; all of it
             # after the PRI is the content.
             return ParsedLog(raw[pos:], None, level, None, None, metadata)
-        timestamp = self._timestamp(stamp.groups())
+        timestamp = self._timestamp(stamp.groups(), now)
         if timestamp is None:
             metadata["timestamp_raw"] = stamp.group(0).strip()
         source, application, message = _split_content(raw[stamp.end() :], metadata)
         return ParsedLog(message, timestamp, level, source, application, metadata)
 
-    def _timestamp(self, groups: tuple) -> datetime | None:
+    def _timestamp(self, groups: tuple, now: datetime | None) -> datetime | None:
         month, day, hour, minute, second, iso = groups
         if iso is not None:
             return parse_timestamp(iso)
-        return infer_year(self.now(), MONTHS[month], int(day), int(hour), int(minute), int(second))
+        if now is None:
+            now = self.now()
+        return infer_year(now, MONTHS[month], int(day), int(hour), int(minute), int(second))
 
 
 def _split_content(content: str, metadata: dict) -> tuple[str | None, str | None, str]:

@@ -26,7 +26,7 @@ class Syslog5424Parser(LogParser):
     description = "Syslog, RFC 5424 (version 1), with structured data."
     example = (
         "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473"
-        ' iut="3" eventSource="Application" eventID="1011"] \ufeffAn application event log entry'
+        ' iut="3" eventSource="Application" eventID="1011"] An application event log entry'
     )
 
     def parse(self, raw: str) -> ParsedLog | None:

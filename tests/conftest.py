@@ -31,7 +31,8 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 def _dsn(url: str) -> str:
     return url.replace("postgresql+psycopg2://", "postgresql://").replace(
-        "postgres://", "postgresql://")
+        "postgres://", "postgresql://"
+    )
 
 
 def _admin(sql: str) -> None:

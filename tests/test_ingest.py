@@ -36,9 +36,18 @@ def test_fast_accepts_every_body_kind(client, r, settings, content_type, body, c
 
 
 def test_fast_normalises_before_queueing(client, r, settings):
-    post_json(client, "/data/fast", {"message": "m", "level": "warning", "timestamp": 1700000000000,
-                                     "user_id": 7, "metadata": {"a": {"b": 1}}})
-    (_, fields), = entries(r, settings)
+    post_json(
+        client,
+        "/data/fast",
+        {
+            "message": "m",
+            "level": "warning",
+            "timestamp": 1700000000000,
+            "user_id": 7,
+            "metadata": {"a": {"b": 1}},
+        },
+    )
+    ((_, fields),) = entries(r, settings)
     queued = orjson.loads(fields[b"d"])
     assert queued["level"] == "WARN"
     assert queued["timestamp"] == "2023-11-14T22:13:20+00:00"
@@ -46,8 +55,14 @@ def test_fast_normalises_before_queueing(client, r, settings):
 
 
 def test_fast_partial_batch_lists_rejects_by_index(client, r, settings):
-    body = [{"message": "ok"}, {"level": "INFO"}, {"message": "x", "level": "loud"},
-            {"message": "fine", "timestamp": "yesterday"}, "not an object", {"message": "ok2"}]
+    body = [
+        {"message": "ok"},
+        {"level": "INFO"},
+        {"message": "x", "level": "loud"},
+        {"message": "fine", "timestamp": "yesterday"},
+        "not an object",
+        {"message": "ok2"},
+    ]
     response = post_json(client, "/data/fast", body)
     assert response.status_code == 202
     assert response.json["accepted"] == 2
@@ -144,8 +159,11 @@ def test_sync_stores_and_returns_ids(client, db, settings, r):
     pubsub = redis_client(settings.redis_url).pubsub()
     pubsub.subscribe(settings.pubsub_channel)
     pubsub.get_message(timeout=1)
-    response = post_json(client, "/data/", {"message": "stored now", "level": "err",
-                                            "source": "api", "application": "billing"})
+    response = post_json(
+        client,
+        "/data/",
+        {"message": "stored now", "level": "err", "source": "api", "application": "billing"},
+    )
     assert response.status_code == 201, response.json
     log_id = response.json["id"]
     row = db.execute(
@@ -168,7 +186,8 @@ def test_sync_batch_partial(client, db):
 
 def test_sync_database_down_is_503(app, client, settings):
     app.extensions["sluice"] = settings.with_overrides(
-        database_url="postgresql+psycopg2://postgres@127.0.0.1:1/nope")
+        database_url="postgresql+psycopg2://postgres@127.0.0.1:1/nope"
+    )
     response = post_json(client, "/data/", {"message": "x"})
     assert response.status_code == 503
     assert response.json["error"] == "database_unavailable"

@@ -1,0 +1,204 @@
+"""The whole system as subprocesses, started from the real Procfile, for system tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def procfile() -> dict[str, str]:
+    """The Procfile's process types and their commands."""
+    out = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, command = line.split(":", 1)
+            out[name.strip()] = command.strip()
+    return out
+
+
+class Stack:
+    """Processes of one Procfile, each in its own process group, logs under `workdir`."""
+
+    def __init__(self, settings: Settings, workdir: Path, **env) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.flower_port = free_port()
+        self.env = {
+            **os.environ,
+            **settings.as_env(),
+            "PORT": str(self.port),
+            "FLOWER_PORT": str(self.flower_port),
+            "FLOWER_UNAUTHENTICATED_API": "true",
+            "BEAT_SCHEDULE": str(workdir / "beat-schedule"),
+            "WEB_CONCURRENCY": "2",
+            "LOG_LEVEL": "INFO",
+            "CELERY_HOSTNAME": f"sluice-test-{self.port}@%h",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            **env,
+        }
+        self.commands = procfile()
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *names: str) -> Stack:
+        """Start process types by Procfile name."""
+        for name in names:
+            log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+            self.procs[name] = subprocess.Popen(
+                self.commands[name],
+                shell=True,
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        if "web" in names:
+            self.wait_http("/health", accept=(200, 503))
+        return self
+
+    def signal(self, name: str, sig: int) -> None:
+        """Send `sig` to every process of that type (the whole group: pool children too)."""
+        proc = self.procs[name]
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        if sig == signal.SIGKILL:
+            proc.wait(10)
+
+    def stop(self, name: str, timeout: float = 20) -> None:
+        """Warm shutdown (SIGTERM), then SIGKILL if it will not go."""
+        proc = self.procs.pop(name, None)
+        if proc is None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+    def stop_all(self) -> None:
+        """Stop everything this stack started."""
+        for name in list(self.procs):
+            self.stop(name)
+
+    def wait_http(self, path: str, accept=(200,), timeout: float = 30, port: int | None = None):
+        """Poll a URL of the stack until it answers with an accepted status."""
+        url = f"http://127.0.0.1:{port or self.port}{path}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                response = requests.get(url, timeout=10)
+                if response.status_code in accept:
+                    return response
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"{url} did not answer {accept} in {timeout}s; logs: {self.tail()}")
+
+    def tail(self, lines: int = 30) -> str:
+        """The last lines of every process log, for failure messages."""
+        out = []
+        for path in sorted(self.workdir.glob("*.log")):
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {path.name}\n" + "\n".join(text))
+        return "\n".join(out)
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of this test's own, so stopping it harms nothing else."""
+
+    def __init__(self) -> None:
+        # Its own directory under /tmp: pytest's tmp_path is not reachable by `postgres`.
+        workdir = Path(tempfile.mkdtemp(prefix="sluice-pg-"))
+        self.workdir = workdir
+        self.bindir = Path(subprocess.check_output(["pg_config", "--bindir"], text=True).strip())
+        if not (self.bindir / "initdb").exists():
+            found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+            self.bindir = found[-1].parent
+        self.datadir = workdir / "pgdata"
+        self.port = free_port()
+        self.as_user = []
+        if os.geteuid() == 0:  # initdb refuses to run as root
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(workdir, "postgres")
+            os.chmod(workdir, 0o755)
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self.as_user, *args], check=True, capture_output=True)
+
+    def init(self) -> str:
+        """Create and start the cluster; return a URL to its `postgres` database."""
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.datadir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        )
+        self.start()
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        """Start (or restart) the server."""
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.datadir),
+            "-w",
+            "-l",
+            str(self.datadir.parent / "postgres.log"),
+            "-o",
+            f"-p {self.port} -k {self.datadir.parent} -c listen_addresses=127.0.0.1",
+            "start",
+        )
+
+    def stop(self) -> None:
+        """Stop the server now (fast shutdown: connections are cut)."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-w", "-m", "fast", "stop")
+
+    def destroy(self) -> None:
+        """Stop if running and delete the cluster."""
+        subprocess.run(
+            [
+                *self.as_user,
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            capture_output=True,
+        )
+        shutil.rmtree(self.workdir, ignore_errors=True)

@@ -1,0 +1,70 @@
+"""GET /health and GET /queue/status against live and dead dependencies."""
+
+from __future__ import annotations
+
+import time
+
+from app import __version__, stream
+from tasks.drain import drain_stream
+
+
+def test_health_when_all_is_well(client):
+    response = client.get("/health")
+    assert response.status_code == 200
+    body = response.json
+    assert body["status"] == "healthy"
+    assert body["api"] == "ok"
+    assert body["redis"] == "ok"
+    assert body["database"] == "ok"
+    assert body["websocket_connections"] == 0
+    assert body["version"] == __version__
+
+
+def test_health_reports_the_database_down(app, client, settings):
+    app.extensions["sluice"] = settings.with_overrides(
+        database_url="postgresql+psycopg2://postgres@127.0.0.1:1/gone"
+    )
+    response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json["status"] == "unhealthy"
+    assert response.json["database"].startswith("down")
+    assert response.json["redis"] == "ok"
+
+
+def test_health_reports_redis_down(app, client, settings):
+    app.extensions["sluice"] = settings.with_overrides(redis_url="redis://127.0.0.1:1/0")
+    response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json["redis"].startswith("down")
+    assert response.json["database"] == "ok"
+
+
+def test_queue_status_before_and_after_a_drain(client, r, settings):
+    client.post(
+        "/data/fast",
+        data=b'[{"message":"a"},{"message":"b"},{"message":"c"}]',
+        content_type="application/json",
+    )
+    stream.ensure_group(r, settings)
+    before = client.get("/queue/status").json
+    assert before["queue_name"] == settings.stream_name
+    assert before["length"] == 3
+    assert before["lag"] == 3
+    assert before["pending_messages"] == 0
+    assert before["consumer_groups"][0]["name"] == "workers"
+    assert before["last_message_id"]
+    assert before["dead_letters"] == 0
+    r.xreadgroup(settings.consumer_group, "peek", {settings.stream_name: ">"}, count=1)
+    mid = client.get("/queue/status").json
+    assert (mid["lag"], mid["pending_messages"]) == (2, 1)
+    assert {c["name"] for c in mid["consumers"]} == {"peek"}
+    time.sleep(0.15)  # let the peeked entry go idle, so the drainer claims it
+    drain_stream(settings.with_overrides(claim_idle_ms=100), "drainer", budget=0.5)
+    after = client.get("/queue/status").json
+    assert (after["lag"], after["pending_messages"]) == (0, 0)
+
+
+def test_queue_status_with_no_stream_yet(client):
+    body = client.get("/queue/status").json
+    assert body["length"] == 0
+    assert body["consumer_groups"] == []

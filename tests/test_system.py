@@ -1,0 +1,182 @@
+"""The whole system as its Procfile runs it: gunicorn (gevent), Celery worker, beat, Flower.
+
+These are the spine's acceptance checks: everything posted is stored exactly once and
+broadcast, through a worker killed with SIGKILL and through PostgreSQL going away.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+
+import orjson
+import pytest
+import requests
+import websocket
+from sqlalchemy import create_engine, text
+
+from tests.conftest import migrate
+from tests.helpers import wait_for
+from tests.stack import PrivatePostgres, Stack
+
+pytestmark = pytest.mark.system
+
+
+def post_batches(url: str, batches: int, size: int, label: str, out: list, stop=None) -> None:
+    """POST `batches` requests of `size` logs to /data/fast; record (status, ids)."""
+    session = requests.Session()
+    for b in range(batches):
+        if stop is not None and stop.is_set():
+            return
+        body = [{"message": f"{label} {b}-{i}", "source": "system-test"} for i in range(size)]
+        try:
+            response = session.post(
+                f"{url}/data/fast",
+                data=orjson.dumps(body),
+                headers={"Content-Type": "application/json"},
+                timeout=10,
+            )
+            out.append((response.status_code, response.json().get("ids", [])))
+        except requests.RequestException as exc:
+            out.append((None, str(exc)))
+
+
+def counts(db_url: str) -> tuple[int, int]:
+    """(rows, distinct stream ids) stored by system tests."""
+    eng = create_engine(db_url)
+    with eng.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT count(*), count(DISTINCT stream_id) FROM logs WHERE source = 'system-test'"
+            )
+        ).one()
+    eng.dispose()
+    return tuple(row)
+
+
+@pytest.fixture
+def stack(settings, tmp_path):
+    s = Stack(
+        settings.with_overrides(drain_budget=1.0, drain_interval=0.5, claim_idle_ms=2000), tmp_path
+    )
+    yield s
+    s.stop_all()
+
+
+def test_thousand_logs_stored_broadcast_and_monitored(stack, settings):
+    stack.start("web", "worker", "beat", "flower")
+    ws = websocket.create_connection(f"ws://127.0.0.1:{stack.port}/ws/logs", timeout=10)
+    received: list[dict] = []
+
+    def read():
+        try:
+            while frame := ws.recv():
+                message = orjson.loads(frame)
+                if message["type"] == "logs":
+                    received.extend(message["logs"])
+        except (websocket.WebSocketException, OSError):
+            pass
+
+    threading.Thread(target=read, daemon=True).start()
+    results: list = []
+    started = time.monotonic()
+    post_batches(stack.url, 10, 100, "thousand", results)
+    assert all(status == 202 for status, _ in results), results[:3]
+    wait_for(lambda: counts(settings.database_url) == (1000, 1000), timeout=5)
+    elapsed = time.monotonic() - started
+    wait_for(lambda: len(received) >= 1000, timeout=5)
+    assert len({log["id"] for log in received}) == 1000
+    print(f"1000 logs posted and committed in {elapsed:.2f}s")
+
+    health = requests.get(f"{stack.url}/health", timeout=5)
+    assert health.status_code == 200
+    assert health.json()["websocket_connections"] == 1
+    status = requests.get(f"{stack.url}/queue/status", timeout=5).json()
+    assert (status["lag"], status["pending_messages"]) == (0, 0)
+    node = stack.env["CELERY_HOSTNAME"].replace("%h", socket.gethostname())
+    workers = wait_for(
+        lambda: stack.wait_http("/api/workers?refresh=1", port=stack.flower_port).json(), timeout=30
+    )
+    assert node in workers, workers.keys()
+    ws.close()
+
+
+def test_worker_killed_mid_ingest_loses_and_duplicates_nothing(stack, settings):
+    stack.start("web", "worker", "beat")
+    results: list = []
+    poster = threading.Thread(target=post_batches, args=(stack.url, 200, 100, "kill", results))
+    poster.start()
+    wait_for(lambda: counts(settings.database_url)[0] > 2000, timeout=30)
+    stack.signal("worker", signal.SIGKILL)
+    time.sleep(1)
+    stack.start("worker")
+    poster.join()
+    accepted = sum(len(ids) for status, ids in results if status == 202)
+    assert accepted == 20_000, [r for r in results if r[0] != 202][:3]
+    wait_for(lambda: counts(settings.database_url) == (20_000, 20_000), timeout=60)
+    status = wait_for(
+        lambda: (
+            (s := requests.get(f"{stack.url}/queue/status").json())["pending_messages"] == 0
+            and s["lag"] == 0
+            and s
+        ),
+        timeout=30,
+    )
+    assert status["dead_letters"] == 0
+
+
+@pytest.fixture
+def private_pg(settings):
+    pg = PrivatePostgres()
+    server = pg.init()
+    url = server.rsplit("/", 1)[0] + "/sluice"
+    eng = create_engine(server, isolation_level="AUTOCOMMIT")
+    with eng.connect() as conn:
+        conn.execute(text("CREATE DATABASE sluice"))
+    eng.dispose()
+    migrate(url)
+    from tasks.maintenance import maintain
+
+    maintain(settings.with_overrides(database_url=url))
+    yield pg, url
+    pg.destroy()
+
+
+def test_database_outage_loses_nothing(settings, tmp_path, private_pg):
+    pg, url = private_pg
+    stack = Stack(
+        settings.with_overrides(
+            database_url=url, drain_budget=1.0, drain_interval=0.5, claim_idle_ms=2000
+        ),
+        tmp_path,
+    )
+    try:
+        stack.start("web", "worker", "beat")
+        results: list = []
+        stop = threading.Event()
+        poster = threading.Thread(
+            target=post_batches, args=(stack.url, 10_000, 20, "outage", results, stop)
+        )
+        poster.start()
+        time.sleep(2)
+        pg.stop()
+        down_at = time.monotonic()
+        health = stack.wait_http("/health", accept=(503,), timeout=10).json()
+        assert health["database"].startswith("down")
+        during = len(results)
+        time.sleep(max(0.0, 20 - (time.monotonic() - down_at)))
+        answered_while_down = results[during:]
+        pg.start()
+        stop.set()
+        poster.join()
+        assert answered_while_down, "no request was made while the database was down"
+        assert all(status == 202 for status, _ in answered_while_down)
+        accepted = sum(len(ids) for status, ids in results if status == 202)
+        wait_for(lambda: counts(url) == (accepted, accepted), timeout=60)
+        assert stack.wait_http("/health").status_code == 200
+        status = requests.get(f"{stack.url}/queue/status").json()
+        assert (status["lag"], status["pending_messages"], status["dead_letters"]) == (0, 0, 0)
+    finally:
+        stack.stop_all()
