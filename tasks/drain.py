@@ -95,7 +95,7 @@ def split_chunk(
     """Rows for the storable entries, and (entry, reason) for the rest."""
     rows, dead = [], []
     for entry in entries:
-        if entry.deliveries > max_retries + 1:
+        if entry.deliveries > max_retries:
             dead.append((entry, f"delivered {entry.deliveries} times without being stored"))
             continue
         try:

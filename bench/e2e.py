@@ -1,0 +1,213 @@
+"""End-to-end benchmark: HTTP -> stream -> drain -> PostgreSQL -> WebSocket.
+
+    python -m bench.e2e [--logs 100000] [--posters 4] [--batch 100] [--workers 2]
+
+Starts the real Procfile processes (gunicorn/gevent web, Celery worker, beat) against a
+throwaway database and unique stream names, then measures, in one run:
+1. reference: COPY of the same rows into the same schema, 100 rows per transaction;
+2. sustained end-to-end rate: logs posted to /data/fast until all are committed;
+3. POST-to-WebSocket latency p50/p99 at a steady, moderate rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import random
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+import psycopg2
+import requests
+import websocket
+
+from bench.common import percentile, realistic_log, throwaway_database
+from config import Settings
+from tests.stack import Stack
+
+
+def copy_reference(url: str, logs: list[dict], per_tx: int = 100) -> float:
+    """Rows/s of COPY into `logs` (same schema and indexes), `per_tx` rows a transaction."""
+    conn = psycopg2.connect(url.replace("postgresql+psycopg2://", "postgresql://"))
+    cur = conn.cursor()
+    columns = "(timestamp, level, source, application, message, metadata, stream_id)"
+    started = time.perf_counter()
+    for start in range(0, len(logs), per_tx):
+        buf = io.StringIO()
+        for i, log in enumerate(logs[start : start + per_tx], start):
+            fields = [
+                log["timestamp"],
+                log["level"],
+                log["source"],
+                log["application"],
+                log["message"],
+                orjson.dumps(log["metadata"]).decode(),
+                f"0-{i}",
+            ]
+            buf.write("\t".join(f.replace("\\", "\\\\").replace("\t", "\\t") for f in fields))
+            buf.write("\n")
+        buf.seek(0)
+        cur.copy_expert(f"COPY logs {columns} FROM STDIN", buf)
+        conn.commit()
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return len(logs) / elapsed
+
+
+def stored(url: str) -> int:
+    conn = psycopg2.connect(url.replace("postgresql+psycopg2://", "postgresql://"))
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM logs")
+        (n,) = cur.fetchone()
+    conn.close()
+    return n
+
+
+def post_all(base: str, logs: list[dict], batch: int, posters: int) -> None:
+    """POST the logs to /data/fast from `posters` threads, `batch` per request."""
+    chunks = [logs[i : i + batch] for i in range(0, len(logs), batch)]
+
+    def work(mine):
+        session = requests.Session()
+        for chunk in mine:
+            while True:
+                r = session.post(
+                    f"{base}/data/fast",
+                    data=orjson.dumps(chunk),
+                    headers={"Content-Type": "application/json"},
+                    timeout=30,
+                )
+                if r.status_code == 202:
+                    break
+                time.sleep(float(r.headers.get("Retry-After", "1")))
+
+    threads = [threading.Thread(target=work, args=(chunks[i::posters],)) for i in range(posters)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def end_to_end(stack: Stack, url: str, logs: list[dict], batch: int, posters: int) -> dict:
+    """Post everything; time until the last row is committed."""
+    started = time.perf_counter()
+    post_all(stack.url, logs, batch, posters)
+    posted = time.perf_counter() - started
+    while stored(url) < len(logs):
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    return {
+        "logs": len(logs),
+        "post_s": posted,
+        "total_s": elapsed,
+        "rate": len(logs) / elapsed,
+        "http_rate": len(logs) / posted,
+    }
+
+
+def latency(stack: Stack, rate: int, seconds: float, rng: random.Random) -> list[float]:
+    """POST-to-WebSocket latency (ms) of logs sent at `rate` logs/s in batches of 10."""
+    ws = websocket.create_connection(f"ws://127.0.0.1:{stack.port}/ws/logs", timeout=30)
+    results: list[float] = []
+    done = threading.Event()
+
+    def read():
+        while not done.is_set():
+            try:
+                message = orjson.loads(ws.recv())
+            except (websocket.WebSocketException, OSError, orjson.JSONDecodeError):
+                return
+            now = time.time()
+            for log in message.get("logs", []):
+                sent = log["metadata"].get("sent")
+                if sent:
+                    results.append((now - sent) * 1000)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    session = requests.Session()
+    per_request = 10
+    interval = per_request / rate
+    deadline = time.monotonic() + seconds
+    next_at = time.monotonic()
+    sent = 0
+    while time.monotonic() < deadline:
+        batch = []
+        for _ in range(per_request):
+            log = realistic_log(rng)
+            log["metadata"]["sent"] = time.time()
+            batch.append(log)
+        session.post(
+            f"{stack.url}/data/fast",
+            data=orjson.dumps(batch),
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
+        sent += per_request
+        next_at += interval
+        time.sleep(max(0.0, next_at - time.monotonic()))
+    wait_until = time.monotonic() + 10
+    while len(results) < sent and time.monotonic() < wait_until:
+        time.sleep(0.05)
+    done.set()
+    ws.close()
+    return results
+
+
+def main() -> None:
+    """Run the three measurements and print them with the reference."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--logs", type=int, default=100_000)
+    parser.add_argument("--posters", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--latency-rate", type=int, default=200)
+    parser.add_argument("--latency-seconds", type=float, default=15)
+    args = parser.parse_args()
+    rng = random.Random(42)
+    logs = [realistic_log(rng) for _ in range(args.logs)]
+
+    with throwaway_database("sluice_bench_ref") as ref_url:
+        copy_rate = copy_reference(ref_url, logs)
+    print(f"reference COPY (100 rows/transaction): {copy_rate:,.0f} rows/s")
+
+    names = f"sluice-bench:{uuid.uuid4().hex[:8]}"
+    with throwaway_database() as url, tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            database_url=url,
+            stream_name=f"{names}:log_queue",
+            pubsub_channel=f"{names}:new_logs",
+            celery_queue=f"{names}:celery",
+            key_prefix=names,
+            drain_interval=0.5,
+            drain_budget=2.0,
+        )
+        from tasks.maintenance import maintain
+
+        maintain(settings)
+        stack = Stack(
+            settings, Path(tmp), WORKER_CONCURRENCY=str(args.workers), LOG_LEVEL="WARNING"
+        )
+        try:
+            stack.start("web", "worker", "beat")
+            e2e = end_to_end(stack, url, logs, args.batch, args.posters)
+            lat = latency(stack, args.latency_rate, args.latency_seconds, rng)
+        finally:
+            stack.stop_all()
+    print(
+        f"end to end: {e2e['logs']:,} logs in {e2e['total_s']:.1f}s = {e2e['rate']:,.0f} logs/s "
+        f"({e2e['rate'] / copy_rate:.2f}x the COPY reference); HTTP accepted them at "
+        f"{e2e['http_rate']:,.0f} logs/s"
+    )
+    print(
+        f"POST -> WebSocket latency at {args.latency_rate} logs/s: "
+        f"p50 {percentile(lat, 50):.1f} ms, p99 {percentile(lat, 99):.1f} ms ({len(lat)} logs)"
+    )
+
+
+if __name__ == "__main__":
+    main()
