@@ -6,7 +6,7 @@ import contextlib
 import os
 import random
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import psycopg2
@@ -29,10 +29,30 @@ APPLICATIONS = [
 ]
 LEVELS = ["DEBUG", "INFO", "WARN", "ERROR", "CRITICAL"]
 LEVEL_WEIGHTS = [20, 60, 12, 6, 2]  # Zipf-like: INFO dominates, CRITICAL is rare
-WORDS = (
-    "user request completed failed timeout retry cache miss hit payment order session "
-    "token expired connection reset database query slow upstream returned status"
-).split()
+WORDS = [
+    "user",
+    "request",
+    "completed",
+    "failed",
+    "timeout",
+    "retry",
+    "cache",
+    "miss",
+    "hit",
+    "payment",
+    "order",
+    "session",
+    "token",
+    "expired",
+    "connection",
+    "reset",
+    "database",
+    "query",
+    "slow",
+    "upstream",
+    "returned",
+    "status",
+]
 
 
 def _dsn(url: str) -> str:
@@ -64,7 +84,7 @@ def realistic_log(rng: random.Random, when: datetime | None = None) -> dict:
     """One log like a web fleet writes: ~120-byte message, 3 metadata keys."""
     words = " ".join(rng.choices(WORDS, k=12))
     return {
-        "timestamp": (when or datetime.now(timezone.utc)).isoformat(),
+        "timestamp": (when or datetime.now(UTC)).isoformat(),
         "level": rng.choices(LEVELS, LEVEL_WEIGHTS)[0],
         "source": rng.choice(SOURCES),
         "application": rng.choice(APPLICATIONS),
