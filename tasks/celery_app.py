@@ -1,13 +1,22 @@
-"""The one Celery-Flask bridge (Flask's "Background Tasks with Celery" pattern)."""
+"""The one Celery-Flask bridge (Flask's "Background Tasks with Celery" pattern), and the
+pool children's start-up and shutdown hygiene."""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+
 from celery import Celery, Task
-from celery.signals import worker_process_init
+from celery.signals import task_postrun, task_prerun, worker_process_init
 from flask import Flask, has_app_context
 
 import celeryconfig
 from app.connections import reset_after_fork
+
+_stopping = threading.Event()
+_busy = threading.Event()
+_in_pool_child = threading.Event()
 
 
 def celery_init_app(app: Flask) -> Celery:
@@ -27,7 +36,40 @@ def celery_init_app(app: Flask) -> Celery:
     return celery
 
 
+def stopping() -> bool:
+    """Has this pool child been asked to stop? A drain finishes its chunk, then returns."""
+    return _stopping.is_set()
+
+
 @worker_process_init.connect
-def _fresh_connections(**_) -> None:
+def _child_start(**_) -> None:
     # A forked pool child must not reuse the parent's database or Redis sockets.
     reset_after_fork()
+    _in_pool_child.set()
+
+
+# Platforms (Heroku, `kill` of a process group) send SIGTERM to every process, the pool
+# children too, where billiard's handler exits at once, mid-chunk. While a task runs, a
+# child instead notes the request: the drain finishes its chunk and returns, and the
+# parent's warm shutdown then ends the child. (Installed per task: billiard replaces
+# handlers set at process start.)
+def _on_sigterm(signum, frame) -> None:
+    _stopping.set()
+    if not _busy.is_set():
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+@task_prerun.connect
+def _task_started(**_) -> None:
+    if _in_pool_child.is_set():
+        _busy.set()
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+@task_postrun.connect
+def _task_finished(**_) -> None:
+    if _in_pool_child.is_set():
+        _busy.clear()
+        if _stopping.is_set():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -34,6 +34,7 @@ from app.connections import engine, redis_client
 from app.schemas import log_schema, raw_to_data
 from app.stream import Entry
 from config import Settings
+from tasks.celery_app import stopping
 
 log = logging.getLogger(__name__)
 
@@ -138,17 +139,20 @@ def store_chunk(
     stats.dead += len(dead)
 
 
-def drain_stream(settings: Settings, consumer: str, budget: float) -> DrainStats:
-    """Drain chunks for up to `budget` seconds (finishing the chunk in flight)."""
+def drain_stream(
+    settings: Settings, consumer: str, budget: float, should_stop=lambda: False
+) -> DrainStats:
+    """Drain chunks for up to `budget` seconds, or until `should_stop()`; a chunk once
+    read is always finished."""
     r = redis_client(settings.redis_url)
     eng = engine(settings.database_url)
     stream.ensure_group(r, settings)
     stats = DrainStats()
     deadline = time.monotonic() + budget
-    while (remaining := deadline - time.monotonic()) > 0:
+    while (remaining := deadline - time.monotonic()) > 0 and not should_stop():
         with eng.connect() as conn:
             entries = stream.read_chunk(
-                r, settings, consumer, block_ms=max(int(remaining * 1000), 1)
+                r, settings, consumer, block_ms=max(int(min(remaining, 1.0) * 1000), 1)
             )
             if entries:
                 store_chunk(conn, r, settings, entries, stats)
@@ -162,7 +166,7 @@ def drain(self) -> dict:
     """Beat-scheduled: drain the stream for DRAIN_BUDGET seconds."""
     settings: Settings = current_app.extensions["sluice"]
     try:
-        stats = drain_stream(settings, consumer_name(), settings.drain_budget)
+        stats = drain_stream(settings, consumer_name(), settings.drain_budget, stopping)
     except (OperationalError, InterfaceError, redis.ConnectionError, redis.TimeoutError) as exc:
         # The database or Redis is away: entries stay pending; try again with backoff.
         countdown = min(2**self.request.retries, 30)

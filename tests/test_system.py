@@ -180,3 +180,15 @@ def test_database_outage_loses_nothing(settings, tmp_path, private_pg):
         assert (status["lag"], status["pending_messages"], status["dead_letters"]) == (0, 0, 0)
     finally:
         stack.stop_all()
+
+
+def test_warm_shutdown_finishes_the_chunk_in_flight(stack, settings):
+    stack.start("web", "worker", "beat")
+    results: list = []
+    post_batches(stack.url, 50, 100, "warm", results)
+    wait_for(lambda: counts(settings.database_url)[0] > 0, timeout=30)
+    stack.stop("worker")  # SIGTERM: Celery's warm shutdown
+    status = requests.get(f"{stack.url}/queue/status", timeout=5).json()
+    assert status["pending_messages"] == 0, "a chunk was left half-done"
+    stack.start("worker")
+    wait_for(lambda: counts(settings.database_url) == (5000, 5000), timeout=60)
