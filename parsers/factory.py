@@ -79,6 +79,14 @@ class ParserFactory:
             self._custom.append(parser)
         self._rebuild()
 
+    def remove_parser(self, name: str) -> None:
+        """Unregister a custom parser (built-in formats cannot be removed)."""
+        kept = [p for p in self._custom if p.name != name]
+        if len(kept) == len(self._custom):
+            raise UnknownFormatError(f"no custom parser named {name!r}")
+        self._custom = kept
+        self._rebuild()
+
     def get(self, name: str) -> LogParser:
         """The parser registered as `name` (`raw` included); UnknownFormatError otherwise."""
         parser = self._by_name.get(name)
