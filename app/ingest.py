@@ -9,17 +9,20 @@ raw lines are parsed in the drain, not here.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 import orjson
+import redis
 from flask import Blueprint, current_app, jsonify, request
 
-from app import pubsub, store, stream
+from app import counters, pubsub, store, stream
 from app.connections import engine, redis_client
 from app.errors import APIError
 from app.schemas import MAX_MESSAGE_CHARS, load_logs, raw_to_data, to_stream_json
 from parsers import get_factory
 
+log = logging.getLogger(__name__)
 bp = Blueprint("ingest", __name__)
 
 JSON_TYPES = {"application/json", ""}
@@ -132,7 +135,13 @@ def _format_arg() -> str | None:
     return fmt or None
 
 
+def _count(**amounts: int) -> None:
+    settings = _settings()
+    counters.add(redis_client(settings.redis_url), settings, **amounts)
+
+
 def _nothing_accepted(rejected: list[dict]) -> APIError:
+    _count(ingest_rejected=len(rejected))
     return APIError(422, "validation_error", "No log in the request was valid.", rejected=rejected)
 
 
@@ -156,6 +165,7 @@ def ingest_fast():
     try:
         ids = stream.enqueue(redis_client(settings.redis_url), settings, names, values)
     except stream.QueueFull as exc:
+        _count(ingest_refused_queue_full=1)
         raise APIError(
             429,
             "queue_full",
@@ -163,6 +173,7 @@ def ingest_fast():
             f"{settings.stream_maxlen}); retry shortly.",
             retry_after=5,
         ) from None
+    _count(ingest_accepted=len(ids), ingest_rejected=len(rejected))
     return jsonify(accepted=len(ids), ids=ids, rejected=rejected), 202
 
 
@@ -187,11 +198,17 @@ def ingest_sync():
     r = redis_client(settings.redis_url)
 
     def publish(stored: list[dict]) -> None:
-        pubsub.publish(r, settings.pubsub_channel, [store.serialize(s) for s in stored])
+        # Committed is committed: a Redis hiccup must not turn a stored log into a 503
+        # that the client would retry (and store twice). Live viewers catch up by id.
+        try:
+            pubsub.publish(r, settings.pubsub_channel, [store.serialize(s) for s in stored])
+        except redis.RedisError as exc:
+            log.warning("stored %s logs but could not publish them: %s", len(stored), exc)
 
     with engine(settings.database_url).connect() as conn:
         stored = store.write_in_commit_order(conn, rows, publish)
     ids = [s["id"] for s in stored]
+    _count(ingest_accepted=len(ids), ingest_rejected=len(rejected))
     body = {"stored": len(ids), "ids": ids, "rejected": rejected}
     if len(items) == 1:
         body["id"] = ids[0]

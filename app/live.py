@@ -30,7 +30,7 @@ from marshmallow import ValidationError
 from simple_websocket import ConnectionClosed
 from sqlalchemy import column, func, select, table
 
-from app import store
+from app import counters, store
 from app.connections import engine, redis_client
 from app.extensions import sock
 from app.filters import LiveFilter, LiveFilterSchema
@@ -183,6 +183,7 @@ def _pump(ws, settings, sub: Subscriber, notices: queue.Queue, last: int) -> Non
         if sub.dropped:
             dropped, sub.dropped = sub.dropped, 0
             _send(ws, {"type": "dropped", "count": dropped})
+            counters.add(redis_client(settings.redis_url), settings, live_dropped=dropped)
         if item is RESYNC:
             last = catch_up(ws, settings, sub.filter, last)
             continue

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import redis
 
+from app import counters
 from config import Settings
 
 log = logging.getLogger(__name__)
@@ -150,12 +151,18 @@ def claim_idle(r: redis.Redis, settings: Settings, consumer: str) -> list[Entry]
 
 
 def acknowledge(
-    r: redis.Redis, settings: Settings, ids: list[str], dead: list[tuple[Entry, str]]
+    r: redis.Redis,
+    settings: Settings,
+    ids: list[str],
+    dead: list[tuple[Entry, str]],
+    **counts: int,
 ) -> None:
-    """Dead-letter the failed entries and ack every id, in one MULTI transaction."""
+    """Dead-letter the failed entries, ack every id and add `counts` to the shared
+    counters, in one MULTI transaction."""
     if not ids and not dead:
         return
     pipe = r.pipeline(transaction=True)
+    counters.count(pipe, settings, **counts)
     for entry, reason in dead:
         pipe.xadd(
             settings.dead_letter_stream,

@@ -130,12 +130,21 @@ def store_chunk(
         by_id = {e.id: e for e in entries}
         dead += [(by_id[rows[i]["stream_id"]], reason) for i, reason in refused]
     dead_ids = {e.id for e, _ in dead}
-    stream.acknowledge(r, settings, [e.id for e in entries if e.id not in dead_ids], dead)
+    duplicates = len(rows) - len(stored) - len(refused)
+    stream.acknowledge(
+        r,
+        settings,
+        [e.id for e in entries if e.id not in dead_ids],
+        dead,
+        drain_stored=len(stored),
+        drain_duplicates=duplicates,
+        drain_dead_letters=len(dead),
+    )
     for entry, reason in dead:
         log.warning("dead-lettered %s: %s", entry.id, reason)
     stats.chunks += 1
     stats.stored += len(stored)
-    stats.duplicates += len(rows) - len(stored) - len(refused)
+    stats.duplicates += duplicates
     stats.dead += len(dead)
 
 

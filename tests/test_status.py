@@ -68,3 +68,25 @@ def test_queue_status_with_no_stream_yet(client):
     body = client.get("/queue/status").json
     assert body["length"] == 0
     assert body["consumer_groups"] == []
+
+
+def test_metrics_count_every_outcome(client, r, settings):
+    client.post("/data/fast", json=[{"message": "a"}, {"message": "b"}, {"level": "x"}])
+    client.post("/data/fast", json=[{"nope": 1}])
+    stream.ensure_group(r, settings)
+    r.xadd(settings.stream_name, {"d": b"{broken"})
+    drain_stream(settings, "c1", budget=0.3)
+    text = client.get("/metrics").get_data(as_text=True)
+    expected = {
+        "sluice_ingest_accepted_total": 2.0,
+        "sluice_ingest_rejected_total": 2.0,
+        "sluice_drain_stored_total": 2.0,
+        "sluice_drain_dead_letters_total": 1.0,
+        "sluice_queue_pending_messages": 0.0,
+        "sluice_queue_dead_letters": 1.0,
+    }
+    values = dict(
+        line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
+    )
+    for name, value in expected.items():
+        assert float(values[name]) == value, name

@@ -1,0 +1,55 @@
+"""Counters every process shares, kept in one Redis hash.
+
+Web and worker processes are many and short-lived, so in-process counters would need
+prometheus-client's multiprocess mode and a shared directory. One `HINCRBY` per request
+or chunk, pipelined with work already going to Redis, keeps exact totals across every
+process and restart instead; `GET /metrics` exposes them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+
+from config import Settings
+
+log = logging.getLogger(__name__)
+
+COUNTERS = {
+    "ingest_accepted": "Logs accepted by POST /data/fast and /data/",
+    "ingest_rejected": "Logs rejected by validation at ingest (listed in the response)",
+    "ingest_refused_queue_full": "Requests refused with 429 because the stream was at its cap",
+    "drain_stored": "Logs committed to PostgreSQL by the drain",
+    "drain_duplicates": "Redelivered entries the drain found already stored",
+    "drain_dead_letters": "Entries moved to the dead-letter stream",
+    "live_dropped": "Logs not sent to a WebSocket client whose buffer was full",
+}
+
+
+def key(settings: Settings) -> str:
+    """The Redis hash holding the counters."""
+    return f"{settings.key_prefix}:counters"
+
+
+def count(pipe: redis.client.Pipeline, settings: Settings, **amounts: int) -> None:
+    """Queue HINCRBYs for the non-zero amounts on `pipe` (the caller executes it)."""
+    for name, amount in amounts.items():
+        if amount:
+            pipe.hincrby(key(settings), name, amount)
+
+
+def add(r: redis.Redis, settings: Settings, **amounts: int) -> None:
+    """Add to the counters now; best effort: a counter never fails the work it counts."""
+    try:
+        pipe = r.pipeline(transaction=False)
+        count(pipe, settings, **amounts)
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("could not count %s: %s", amounts, exc)
+
+
+def totals(r: redis.Redis, settings: Settings) -> dict[str, int]:
+    """Every counter's total (zero if never incremented)."""
+    stored = {k.decode(): int(v) for k, v in r.hgetall(key(settings)).items()}
+    return {name: stored.get(name, 0) for name in COUNTERS}

@@ -1,0 +1,47 @@
+"""`GET /metrics`: the shared counters (`app.counters`) and the queue's gauges, read from
+Redis at scrape time, in Prometheus' text format."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from app import stream
+from app.connections import redis_client
+from app.counters import COUNTERS, totals
+from config import Settings
+
+bp = Blueprint("metrics", __name__)
+
+
+class _Collector:
+    """Reads counters and queue gauges from Redis at scrape time."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def collect(self):
+        r = redis_client(self.settings.redis_url)
+        for name, value in totals(r, self.settings).items():
+            family = CounterMetricFamily(f"sluice_{name}", COUNTERS[name])
+            family.add_metric([], value)
+            yield family
+        status = stream.status(r, self.settings)
+        for name, help_text in (
+            ("length", "Entries in the stream (not yet acked or trimmed)"),
+            ("lag", "Entries not yet delivered to a worker"),
+            ("pending_messages", "Entries delivered to a worker, not yet acked"),
+            ("dead_letters", "Entries in the dead-letter stream"),
+        ):
+            gauge = GaugeMetricFamily(f"sluice_queue_{name}", help_text)
+            gauge.add_metric([], status[name] or 0)
+            yield gauge
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus text exposition of the shared counters and the queue gauges."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(current_app.extensions["sluice"]))
+    return Response(generate_latest(registry), mimetype="text/plain; version=0.0.4")
