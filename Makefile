@@ -19,7 +19,9 @@ test: $(STAMP) browser
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@echo "installing pinned dependencies into $(VENV) (log: $(VENV)/pip.log)"
+	$(PY) -m pip install --disable-pip-version-check -r requirements-dev.txt > $(VENV)/pip.log 2>&1 \
+		|| { tail -30 $(VENV)/pip.log; exit 1; }
 	touch $(STAMP)
 
 ## browser: Debian's Chromium for the Playwright tests (Playwright cannot download its own here)

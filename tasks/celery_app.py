@@ -17,6 +17,7 @@ from app.connections import reset_after_fork
 _stopping = threading.Event()
 _busy = threading.Event()
 _in_pool_child = threading.Event()
+_parent_pid: int | None = None
 
 
 def celery_init_app(app: Flask) -> Celery:
@@ -37,22 +38,25 @@ def celery_init_app(app: Flask) -> Celery:
 
 
 def stopping() -> bool:
-    """Has this pool child been asked to stop? A drain finishes its chunk, then returns."""
-    return _stopping.is_set()
+    """Should this pool child stop (asked to, or its parent worker is gone)? A drain
+    finishes its chunk, then returns."""
+    return _stopping.is_set() or (_parent_pid is not None and os.getppid() != _parent_pid)
 
 
 @worker_process_init.connect
 def _child_start(**_) -> None:
     # A forked pool child must not reuse the parent's database or Redis sockets.
+    global _parent_pid
     reset_after_fork()
     _in_pool_child.set()
+    _parent_pid = os.getppid()
 
 
 # Platforms (Heroku, `kill` of a process group) send SIGTERM to every process, the pool
 # children too, where billiard's handler exits at once, mid-chunk. While a task runs, a
 # child instead notes the request: the drain finishes its chunk and returns, and the
 # parent's warm shutdown then ends the child. (Installed per task: billiard replaces
-# handlers set at process start.)
+# any handler set at process start.)
 def _on_sigterm(signum, frame) -> None:
     _stopping.set()
     if not _busy.is_set():

@@ -91,18 +91,21 @@ class Stack:
             proc.wait(10)
 
     def stop(self, name: str, timeout: float = 20) -> None:
-        """Warm shutdown (SIGTERM), then SIGKILL if it will not go."""
+        """SIGTERM to the whole group (as a platform does), wait until every process of
+        it is gone, SIGKILL whatever is left after `timeout`."""
         proc = self.procs.pop(name, None)
         if proc is None:
             return
         try:
             os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout)
         except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
+            return
+        deadline = time.monotonic() + timeout
+        while _group_alive(proc) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _group_alive(proc):
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        proc.wait(5)
 
     def stop_all(self) -> None:
         """Stop everything this stack started."""
@@ -130,6 +133,15 @@ class Stack:
             text = path.read_text(errors="replace").splitlines()[-lines:]
             out.append(f"--- {path.name}\n" + "\n".join(text))
         return "\n".join(out)
+
+
+def _group_alive(proc: subprocess.Popen) -> bool:
+    proc.poll()  # reap the leader, so a finished one does not count as alive
+    try:
+        os.killpg(proc.pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 class PrivatePostgres:
