@@ -6,7 +6,7 @@ written to the stream by anything else is held to the same rules before it is st
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates
@@ -21,15 +21,20 @@ KNOWN_FIELDS = frozenset(("timestamp", "level", "source", "application", "messag
 
 
 class Timestamp(fields.Field):
-    """ISO 8601 (zone optional, UTC assumed) or epoch seconds/milliseconds."""
+    """ISO 8601 (zone optional, UTC assumed) or epoch seconds/milliseconds, as UTC.
+
+    Stored as UTC (timestamptz keeps no offset anyway); converting here also keeps offsets
+    PostgreSQL would refuse (beyond +-15:59) from ever reaching it.
+    """
 
     def _deserialize(self, value, attr, data, **kwargs) -> datetime:
         parsed = parse_timestamp(value)
-        if parsed is None:
+        try:
+            return parsed.astimezone(UTC)
+        except (AttributeError, OverflowError):
             raise ValidationError(
                 "Not a timestamp: use ISO 8601 (e.g. 2026-11-28T10:00:00Z) or epoch seconds/ms."
-            )
-        return parsed
+            ) from None
 
     def _serialize(self, value, attr, obj, **kwargs):
         return value.isoformat() if value is not None else None

@@ -11,6 +11,7 @@ import logging
 from datetime import datetime
 
 import orjson
+import psycopg2
 from psycopg2.extras import Json, execute_values
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
@@ -24,6 +25,12 @@ RETURNED = ("id", "timestamp", "level", "source", "application", "message", "met
 # PUBLISH makes id order, commit order and publish order the same, which is what lets a
 # WebSocket client resume from the last id it saw without a gap.
 COMMIT_ORDER_LOCK = 5_117_100
+
+
+_INSERT = (
+    f"INSERT INTO logs ({', '.join(COLUMNS)}) VALUES %s "
+    f"ON CONFLICT (stream_id, timestamp) DO NOTHING RETURNING {', '.join(RETURNED)}"
+)
 
 
 def _dumps(value) -> str:
@@ -51,14 +58,11 @@ def insert_logs(conn: Connection, rows: list[dict]) -> list[dict]:
     ]
     cursor = conn.connection.dbapi_connection.cursor()
     try:
-        stored = execute_values(
-            cursor,
-            f"INSERT INTO logs ({', '.join(COLUMNS)}) VALUES %s "
-            f"ON CONFLICT (stream_id, timestamp) DO NOTHING RETURNING {', '.join(RETURNED)}",
-            values,
-            page_size=max(len(values), 1),
-            fetch=True,
-        )
+        stored = execute_values(cursor, _INSERT, values, page_size=len(values), fetch=True)
+    except psycopg2.Error as exc:
+        # The raw cursor bypasses SQLAlchemy; raise what it would have (DataError,
+        # IntegrityError, OperationalError...), so callers handle one family of errors.
+        raise DBAPIError.instance(_INSERT, None, exc, psycopg2.Error) from exc
     finally:
         cursor.close()
     out = [dict(zip(RETURNED, row, strict=True)) for row in stored]
@@ -127,4 +131,6 @@ def insert_each(conn: Connection, rows: list[dict]) -> tuple[list[dict], list[tu
                 stored.extend(insert_logs(conn, [row]))
         except (DataError, IntegrityError) as exc:
             failed.append((index, f"database refused: {exc.orig}".strip()[:500]))
+        except ValueError as exc:  # refused by the driver before it reached the server
+            failed.append((index, f"cannot be sent to the database: {exc}"[:500]))
     return stored, failed

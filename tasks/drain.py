@@ -118,8 +118,9 @@ def store_chunk(
     refused: list[tuple[int, str]] = []
     try:
         stored = store.write_in_commit_order(conn, rows, publish)
-    except (DataError, IntegrityError):
-        # Something only the database could see is wrong with a row: find it alone.
+    except (DataError, IntegrityError, ValueError):
+        # Something only the database (or its driver) could see is wrong with a row:
+        # find it alone, so it costs no other row its place.
 
         def insert_isolating(c, rs):
             ok, bad = store.insert_each(c, rs)

@@ -150,3 +150,34 @@ def test_consumer_name_is_per_process():
     import os
 
     assert consumer_name().endswith(f"-{os.getpid()}")
+
+
+def test_row_the_database_refuses_is_dead_lettered_alone(r, settings, db):
+    """An operator's CHECK constraint refuses one row: the other 99 are stored."""
+    db.execute(text("ALTER TABLE logs ADD CONSTRAINT no_secrets CHECK (message <> 'secret')"))
+    db.commit()
+    try:
+        stream.ensure_group(r, settings)
+        add(r, settings, 50)
+        bad = r.xadd(settings.stream_name, {"d": orjson.dumps({"message": "secret"})}).decode()
+        add(r, settings, 49)
+        stats = drain_stream(settings, "c1", budget=0.3)
+    finally:
+        db.rollback()
+        db.execute(text("ALTER TABLE logs DROP CONSTRAINT no_secrets"))
+        db.commit()
+    assert (stats.stored, stats.dead) == (99, 1)
+    ((_, fields),) = r.xrange(settings.dead_letter_stream)
+    assert fields[b"stream_id"].decode() == bad
+    assert b"no_secrets" in fields[b"reason"]
+    assert stream.status(r, settings)["pending_messages"] == 0
+
+
+def test_offsets_are_stored_as_utc_even_extreme_ones(r, settings, db):
+    stream.ensure_group(r, settings)
+    ts = "2024-01-01T00:00:00+23:00"  # Python accepts it; PostgreSQL would not
+    r.xadd(settings.stream_name, {"d": orjson.dumps({"message": "far east", "timestamp": ts})})
+    assert drain_stream(settings, "c1", budget=0.2).stored == 1
+    db.rollback()
+    stored = db.execute(text("SELECT timestamp FROM logs")).scalar_one()
+    assert stored.isoformat() == "2023-12-31T01:00:00+00:00"
