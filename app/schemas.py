@@ -105,6 +105,48 @@ class LogSchema(Schema):
 log_schema = LogSchema()
 
 
+def canonical_log(data: object, encoded: bytes) -> dict | None:
+    """The log, if `data` (decoded from `encoded`) is already in the form `to_stream_json`
+    writes; None when anything is off, so the caller validates it with `LogSchema`.
+
+    The drain re-checks every entry (anything may write to the stream), but entries from
+    Sluice's own ingest are canonical: checking that costs a fraction of a schema load.
+    """
+    if (
+        not isinstance(data, dict)
+        or len(encoded) > MAX_METADATA_BYTES
+        or b"\\u0000" in encoded
+        or not data.keys() <= KNOWN_FIELDS
+    ):
+        return None
+    message, level = data.get("message"), data.get("level", "INFO")
+    if not isinstance(message, str) or not message.strip() or len(message) > MAX_MESSAGE_CHARS:
+        return None
+    if level not in LEVELS or not isinstance(data.get("metadata", {}), dict):
+        return None
+    for name in ("source", "application"):
+        value = data.get(name)
+        if value is not None and (not isinstance(value, str) or len(value) > MAX_NAME_CHARS):
+            return None
+    timestamp = data.get("timestamp")
+    if timestamp is not None:
+        try:
+            parsed = datetime.fromisoformat(timestamp)
+            if parsed.tzinfo is None:  # canonical stamps carry their offset
+                return None
+            timestamp = parsed.astimezone(UTC)
+        except (TypeError, ValueError, OverflowError):
+            return None
+    return {
+        "timestamp": timestamp,
+        "level": level,
+        "source": data.get("source"),
+        "application": data.get("application"),
+        "message": message,
+        "metadata": data.get("metadata", {}),
+    }
+
+
 def load_logs(items: list) -> tuple[list[tuple[int, dict]], list[dict]]:
     """Validate each item; return (index, log) for the valid ones and the rejects by index."""
     good, rejected = [], []

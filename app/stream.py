@@ -88,16 +88,23 @@ def enqueue(
 
 
 def read_chunk(r: redis.Redis, settings: Settings, consumer: str, block_ms: int) -> list[Entry]:
-    """Up to BATCH_SIZE entries for `consumer`: its own unacked ones first, then entries
-    other consumers left idle past CLAIM_IDLE_MS, then new ones (waiting up to block_ms)."""
-    count = settings.batch_size
-    own = _read(r, settings, consumer, "0", count, None)
+    """Up to BATCH_SIZE entries for `consumer`: recovered ones first (`read_recovered`),
+    else new ones (`read_new`)."""
+    return read_recovered(r, settings, consumer) or read_new(r, settings, consumer, block_ms)
+
+
+def read_recovered(r: redis.Redis, settings: Settings, consumer: str) -> list[Entry]:
+    """Entries delivered but never acked: this consumer's own first, then those other
+    consumers left idle past CLAIM_IDLE_MS (a killed worker). Never blocks."""
+    own = _read(r, settings, consumer, "0", settings.batch_size, None)
     if own:
         return _with_deliveries(r, settings, own)
-    claimed = claim_idle(r, settings, consumer)
-    if claimed:
-        return claimed
-    fresh = _read(r, settings, consumer, ">", count, block_ms)
+    return claim_idle(r, settings, consumer)
+
+
+def read_new(r: redis.Redis, settings: Settings, consumer: str, block_ms: int) -> list[Entry]:
+    """Up to BATCH_SIZE never-delivered entries, waiting up to `block_ms` for some."""
+    fresh = _read(r, settings, consumer, ">", settings.batch_size, block_ms)
     return [Entry(i, f, 1) for i, f in fresh]
 
 

@@ -31,7 +31,7 @@ from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, Operationa
 
 from app import pubsub, store, stream
 from app.connections import engine, redis_client
-from app.schemas import log_schema, raw_to_data
+from app.schemas import canonical_log, log_schema, raw_to_data
 from app.stream import Entry
 from config import Settings
 from tasks.celery_app import stopping
@@ -67,12 +67,22 @@ def entry_time(stream_id: str) -> datetime:
 def entry_to_row(entry: Entry) -> dict:
     """Decode, parse and validate one entry into a `logs` row, or raise Rejected."""
     received = entry_time(entry.id)
-    fields = entry.fields
+    row = _decode(entry.fields, received)
+    row["timestamp"] = row["timestamp"] or received
+    row["stream_id"] = entry.id
+    return row
+
+
+def _decode(fields: dict[bytes, bytes], received: datetime) -> dict:
     if b"d" in fields:
         try:
             data = orjson.loads(fields[b"d"])
         except orjson.JSONDecodeError as exc:
             raise Rejected(f"bad JSON: {exc}") from None
+        # Sluice's own ingest writes canonical entries: a cheap check suffices for them.
+        canonical = canonical_log(data, fields[b"d"])
+        if canonical is not None:
+            return canonical
     elif b"r" in fields:
         try:
             line = fields[b"r"].decode()
@@ -82,12 +92,9 @@ def entry_to_row(entry: Entry) -> dict:
     else:
         raise Rejected("entry has no body (no 'd' or 'r' field)")
     try:
-        row = log_schema.load(data)
+        return log_schema.load(data)
     except ValidationError as exc:
         raise Rejected(f"invalid: {orjson.dumps(exc.messages).decode()}") from None
-    row["timestamp"] = row["timestamp"] or received
-    row["stream_id"] = entry.id
-    return row
 
 
 def split_chunk(
@@ -159,11 +166,14 @@ def drain_stream(
     stream.ensure_group(r, settings)
     stats = DrainStats()
     deadline = time.monotonic() + budget
+    recovering = True  # recovery reads (own pending, idle claims) until they run dry
     while (remaining := deadline - time.monotonic()) > 0 and not should_stop():
         with eng.connect() as conn:
-            entries = stream.read_chunk(
-                r, settings, consumer, block_ms=max(int(min(remaining, 1.0) * 1000), 1)
-            )
+            entries = stream.read_recovered(r, settings, consumer) if recovering else []
+            if not entries:
+                recovering = False
+                block_ms = max(int(min(remaining, 1.0) * 1000), 1)
+                entries = stream.read_new(r, settings, consumer, block_ms)
             if entries:
                 store_chunk(conn, r, settings, entries, stats)
     if stats.chunks:
