@@ -112,6 +112,7 @@ def end_to_end(stack: Stack, url: str, logs: list[dict], batch: int, posters: in
 def latency(stack: Stack, rate: int, seconds: float, rng: random.Random) -> list[float]:
     """POST-to-WebSocket latency (ms) of logs sent at `rate` logs/s in batches of 10."""
     ws = websocket.create_connection(f"ws://127.0.0.1:{stack.port}/ws/logs", timeout=30)
+    assert orjson.loads(ws.recv())["type"] == "filters"  # subscribed: nothing is missed now
     results: list[float] = []
     done = threading.Event()
 
