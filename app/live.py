@@ -57,22 +57,29 @@ class ConnectionCount:
         self.pattern = f"{prefix}:ws:*"
         self.local = 0
         self._lock = threading.Lock()
+        self._published = 0.0
 
     def change(self, delta: int) -> None:
         """Count a connect (+1) or disconnect (-1) and publish the new count."""
+        # Publish under the lock: two changes racing to Redis could land out of order and
+        # leave a stale count behind (seen with two clients closing at once under gevent).
         with self._lock:
             self.local += delta
-            value = self.local
-        r = redis_client(self.redis_url)
-        if value:
-            r.set(self.key, value, ex=self.TTL)
-        else:
-            r.delete(self.key)
+            self._publish()
 
     def refresh(self) -> None:
-        """Keep this process's key alive while it has connections."""
+        """Keep this process's key alive while it has connections (at most every TTL/3)."""
+        if self.local and time.monotonic() - self._published > self.TTL / 3:
+            with self._lock:
+                self._publish()
+
+    def _publish(self) -> None:
+        r = redis_client(self.redis_url)
         if self.local:
-            redis_client(self.redis_url).set(self.key, self.local, ex=self.TTL)
+            r.set(self.key, self.local, ex=self.TTL)
+        else:
+            r.delete(self.key)
+        self._published = time.monotonic()
 
     def total(self) -> int:
         """Open WebSocket connections over every web process."""
@@ -154,9 +161,13 @@ def logs_socket(ws):
     notices: queue.Queue = queue.Queue()
     threading.Thread(target=_read_client, args=(ws, sub, notices), daemon=True).start()
     try:
+        # Read where "now" is before confirming: a log committed after the client hears
+        # `filters` must have a larger id, or the pump would skip it as already sent.
+        last = latest_id(settings) if after is None else None
         _send(ws, {"type": "filters", "filters": flt.as_dict()})
-        last = catch_up(ws, settings, flt, after) if after is not None else latest_id(settings)
-        _pump(ws, settings, sub, notices, last)
+        if after is not None:
+            last = catch_up(ws, settings, flt, after)
+        _pump(ws, settings, sub, notices, last, count)
     except ConnectionClosed:
         pass
     finally:
@@ -170,10 +181,13 @@ def latest_id(settings) -> int:
         return conn.execute(select(func.coalesce(func.max(_logs.c.id), 0))).scalar_one()
 
 
-def _pump(ws, settings, sub: Subscriber, notices: queue.Queue, last: int) -> None:
+def _pump(
+    ws, settings, sub: Subscriber, notices: queue.Queue, last: int, count: ConnectionCount
+) -> None:
     """Forward the client's buffer to it until the connection closes."""
     idle_since = time.monotonic()
     while ws.connected:
+        count.refresh()
         while not notices.empty():
             _send(ws, notices.get_nowait())
         try:

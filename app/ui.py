@@ -1,0 +1,68 @@
+"""`GET /`: the web UI (live tail, search, volume histogram), plain HTML, CSS and JS.
+
+The page is a static shell; `app/static/js/` talks to `/ws/logs` and the query API.
+Log content is untrusted, so the JS only ever renders it as text, and the page is served
+with a Content-Security-Policy that allows no inline script and no third-party origin: a
+message that slipped through as markup would still have nothing it could run.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, current_app, render_template, request
+
+bp = Blueprint("ui", __name__)
+
+# A Host header is client-supplied: only a plain host[:port] goes into the policy or a link.
+_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
+
+
+def content_security_policy(host: str | None) -> str:
+    """The page's policy: our own scripts, styles and images only; sockets to this host."""
+    # 'self' covers ws(s) to the same origin in CSP3 browsers; naming the host keeps
+    # older ones (CSP2 treats 'self' as http(s) only) working.
+    sockets = f" ws://{host} wss://{host}" if host else ""
+    return "; ".join(
+        (
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            f"connect-src 'self'{sockets}",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        )
+    )
+
+
+def flower_url(host: str | None, port: int) -> str | None:
+    """Flower on the same host name as this page, at its own port."""
+    if not host:
+        return None
+    name = _HOST.match(host).group(1)
+    return f"{request.scheme}://{name}:{port}/"
+
+
+@bp.get("/")
+def index():
+    """The UI's single page."""
+    settings = current_app.extensions["sluice"]
+    host = request.host if _HOST.match(request.host or "") else None
+    rules = {rule.rule for rule in current_app.url_map.iter_rules()}
+    html = render_template(
+        "index.html",
+        flower_url=flower_url(host, settings.flower_port),
+        has_openapi="/openapi.json" in rules,
+    )
+    return (
+        html,
+        200,
+        {
+            "Content-Security-Policy": content_security_policy(host),
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-cache",
+        },
+    )
