@@ -30,7 +30,7 @@ from marshmallow import ValidationError
 from simple_websocket import ConnectionClosed
 from sqlalchemy import column, func, select, table
 
-from app import counters, store
+from app import counters, jsoncodec, store
 from app.connections import engine, redis_client
 from app.extensions import sock
 from app.filters import LiveFilter, LiveFilterSchema
@@ -100,7 +100,7 @@ def live_state(app) -> tuple[Hub, ConnectionCount]:
 
 
 def _send(ws, message: dict) -> None:
-    ws.send(orjson.dumps(message, option=orjson.OPT_NON_STR_KEYS).decode())
+    ws.send(jsoncodec.dumps(message).decode())
 
 
 def catch_up(ws, settings, flt: LiveFilter, after: int) -> int:

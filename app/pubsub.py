@@ -17,6 +17,8 @@ import time
 import orjson
 import redis
 
+from app import jsoncodec
+
 log = logging.getLogger(__name__)
 
 # Put in a client's buffer when the hub lost its subscription for a while: the client
@@ -28,7 +30,7 @@ def publish(r: redis.Redis, channel: str, logs: list[dict]) -> int:
     """Publish stored logs (already JSON-safe dicts); return the number of receivers."""
     if not logs:
         return 0
-    return r.publish(channel, orjson.dumps({"logs": logs}))
+    return r.publish(channel, jsoncodec.dumps({"logs": logs}))
 
 
 class Subscriber:

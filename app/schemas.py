@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import orjson
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates
 
+from app import jsoncodec
 from parsers import parse_line
 from parsers.fields import LEVELS, normalize_level, parse_timestamp
 
@@ -95,7 +95,7 @@ class LogSchema(Schema):
 
     @validates("metadata")
     def _metadata_storable(self, value: dict, **kwargs) -> None:
-        encoded = orjson.dumps(value)
+        encoded = jsoncodec.dumps(value)
         if len(encoded) > MAX_METADATA_BYTES:
             raise ValidationError(f"Larger than {MAX_METADATA_BYTES} bytes as JSON.")
         if b"\\u0000" in encoded:
@@ -163,7 +163,7 @@ def to_stream_json(log: dict) -> bytes:
     out = {k: v for k, v in log.items() if v is not None and v != {}}
     if log.get("timestamp") is not None:
         out["timestamp"] = log["timestamp"].isoformat()
-    return orjson.dumps(out)
+    return jsoncodec.dumps(out)
 
 
 def raw_to_data(line: str, fmt: str | None, now: datetime) -> dict:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-import orjson
 import psycopg2
 from psycopg2.extras import Json, execute_values
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+
+from app import jsoncodec
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ _INSERT = (
 
 
 def _dumps(value) -> str:
-    return orjson.dumps(value).decode()
+    return jsoncodec.dumps(value).decode()
 
 
 def insert_logs(conn: Connection, rows: list[dict]) -> list[dict]:

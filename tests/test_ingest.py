@@ -199,3 +199,15 @@ def test_enqueue_is_atomic_against_the_cap(r, settings):
     with pytest.raises(stream.QueueFull):
         stream.enqueue(r, capped, (b"d",), [b"{}", b"{}"])
     assert r.xlen(settings.stream_name) == 2
+
+
+def test_numbers_beyond_64_bits_are_stored_and_published(client, db, settings):
+    """jsonb keeps 1e20 exactly and hands back the integer 10**20: still served as JSON."""
+    pubsub = redis_client(settings.redis_url).pubsub()
+    pubsub.subscribe(settings.pubsub_channel)
+    pubsub.get_message(timeout=1)
+    response = post_json(client, "/data/", {"message": "big", "metadata": {"n": 1e20}})
+    assert response.status_code == 201
+    message = pubsub.get_message(timeout=2)
+    assert orjson.loads(message["data"])["logs"][0]["metadata"]["n"] == 10**20
+    pubsub.close()
