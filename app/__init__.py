@@ -31,13 +31,15 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     register_error_handlers(app)
     sock.init_app(app)
 
-    from app import ingest, live, metrics, parse_api, status, ui
+    from app import ingest, live, metrics, openapi, parse_api, query, status, ui
 
     app.register_blueprint(ingest.bp)
     app.register_blueprint(parse_api.bp)
     app.register_blueprint(status.bp)
     app.register_blueprint(live.bp)
     app.register_blueprint(ui.bp)
+    app.register_blueprint(query.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(metrics.bp)
 
     from tasks.celery_app import celery_init_app

@@ -9,40 +9,90 @@ from datetime import UTC, datetime, timedelta
 from celery import shared_task
 from flask import current_app
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
-from app import partitions, stream
+from app import counters, partitions, stream
 from app.connections import engine, redis_client
 from config import Settings
 
 log = logging.getLogger(__name__)
 
 
+# Creating or dropping a partition takes an exclusive lock on `logs`. Queued behind a long
+# read (an export streaming for minutes), that request would in turn hold up every insert
+# of the drain, so each step gives up after LOCK_TIMEOUT and the next hourly run retries;
+# partitions exist PARTITION_DAYS_AHEAD days early, so a skipped run costs nothing.
+LOCK_TIMEOUT = "5s"
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+def _step(conn, name: str, work, skipped: list[str], default):
+    """Run `work()` in its own transaction under LOCK_TIMEOUT; on a lock timeout, roll
+    back, note `name` in `skipped` and return `default`."""
+    try:
+        conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+        value = work()
+        conn.commit()
+        return value
+    except OperationalError as exc:
+        if getattr(exc.orig, "pgcode", None) != LOCK_NOT_AVAILABLE:
+            raise
+        conn.rollback()
+        skipped.append(name)
+        log.warning("storage maintenance: %s skipped, `logs` is busy; the next run retries", name)
+        return default
+
+
 def maintain(settings: Settings, today=None) -> dict:
     """Create partitions from yesterday to PARTITION_DAYS_AHEAD, drop expired ones."""
     today = today or datetime.now(UTC).date()
+    cutoff = today - timedelta(days=settings.retention_days)
+    skipped: list[str] = []
     with engine(settings.database_url).connect() as conn:
-        created = partitions.ensure_partitions(
-            conn, today - timedelta(days=1), today + timedelta(days=settings.partition_days_ahead)
+        created = _step(
+            conn,
+            "creating partitions",
+            lambda: partitions.ensure_partitions(
+                conn,
+                today - timedelta(days=1),
+                today + timedelta(days=settings.partition_days_ahead),
+            ),
+            skipped,
+            [],
         )
-        dropped = partitions.drop_expired(conn, settings.retention_days, today)
-        cutoff = today - timedelta(days=settings.retention_days)
+        dropped = _step(
+            conn,
+            "dropping expired partitions",
+            lambda: partitions.drop_expired(conn, settings.retention_days, today),
+            skipped,
+            [],
+        )
         # The default partition holds only logs dated outside every daily partition: few.
         stray = conn.execute(
             text("DELETE FROM logs_default WHERE timestamp < :cutoff"), {"cutoff": cutoff}
         ).rowcount
         conn.commit()
+    r = redis_client(settings.redis_url)
+    counters.add(r, settings, retention_partitions_dropped=len(dropped))
     forgotten = stream.forget_idle_consumers(
-        redis_client(settings.redis_url),
-        settings,
-        idle_ms=max(settings.claim_idle_ms * 20, 3_600_000),
+        r, settings, idle_ms=max(settings.claim_idle_ms * 20, 3_600_000)
     )
     result = {
         "created": created,
         "dropped": dropped,
         "expired_default_rows": stray,
         "forgotten_consumers": forgotten,
+        "skipped": skipped,
     }
-    log.info("storage maintenance: %s", result)
+    log.info(
+        "storage maintenance: %s partitions created, %s expired partitions dropped %s, "
+        "%s expired rows deleted from logs_default, %s steps skipped",
+        len(created),
+        len(dropped),
+        dropped,
+        stray,
+        len(skipped),
+    )
     return result
 
 
