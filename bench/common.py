@@ -103,3 +103,33 @@ def percentile(values: list[float], p: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+def isolated_settings(url: str, prefix: str, **overrides):
+    """Settings for a throwaway run: its own database, unique Redis names, partitions made."""
+    from config import Settings
+    from tasks.maintenance import maintain
+
+    names = f"{prefix}:{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        database_url=url,
+        stream_name=f"{names}:log_queue",
+        pubsub_channel=f"{names}:new_logs",
+        celery_queue=f"{names}:celery",
+        key_prefix=names,
+        **overrides,
+    )
+    maintain(settings)
+    return settings
+
+
+def post_logs(session, base: str, logs: list[dict], timeout: float = 10):
+    """POST logs as one JSON array to /data/fast; return the response."""
+    import orjson
+
+    return session.post(
+        f"{base}/data/fast",
+        data=orjson.dumps(logs),
+        headers={"Content-Type": "application/json"},
+        timeout=timeout,
+    )

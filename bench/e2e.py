@@ -17,7 +17,6 @@ import random
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import orjson
@@ -25,8 +24,13 @@ import psycopg2
 import requests
 import websocket
 
-from bench.common import percentile, realistic_log, throwaway_database
-from config import Settings
+from bench.common import (
+    isolated_settings,
+    percentile,
+    post_logs,
+    realistic_log,
+    throwaway_database,
+)
 from tests.stack import Stack
 
 
@@ -75,12 +79,7 @@ def post_all(base: str, logs: list[dict], batch: int, posters: int) -> None:
         session = requests.Session()
         for chunk in mine:
             while True:
-                r = session.post(
-                    f"{base}/data/fast",
-                    data=orjson.dumps(chunk),
-                    headers={"Content-Type": "application/json"},
-                    timeout=30,
-                )
+                r = post_logs(session, base, chunk, timeout=30)
                 if r.status_code == 202:
                     break
                 time.sleep(float(r.headers.get("Retry-After", "1")))
@@ -176,20 +175,8 @@ def main() -> None:
         copy_rate = copy_reference(ref_url, logs)
     print(f"reference COPY (100 rows/transaction): {copy_rate:,.0f} rows/s")
 
-    names = f"sluice-bench:{uuid.uuid4().hex[:8]}"
     with throwaway_database() as url, tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(
-            database_url=url,
-            stream_name=f"{names}:log_queue",
-            pubsub_channel=f"{names}:new_logs",
-            celery_queue=f"{names}:celery",
-            key_prefix=names,
-            drain_interval=0.5,
-            drain_budget=2.0,
-        )
-        from tasks.maintenance import maintain
-
-        maintain(settings)
+        settings = isolated_settings(url, "sluice-bench", drain_interval=0.5, drain_budget=2.0)
         stack = Stack(
             settings, Path(tmp), WORKER_CONCURRENCY=str(args.workers), LOG_LEVEL="WARNING"
         )

@@ -26,7 +26,6 @@ import random
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -35,7 +34,7 @@ import orjson
 import psutil
 import requests
 
-from bench.common import realistic_log, throwaway_database
+from bench.common import isolated_settings, post_logs, realistic_log, throwaway_database
 
 WAVE = 25  # connections opened at once per client process (each costs a DB query)
 BATCH = 50  # logs per POST
@@ -198,12 +197,7 @@ def produce(base: str, rate: int, seconds: float) -> tuple[int, float]:
         sent = time.time()
         for log in batch:
             log["metadata"]["sent"] = sent
-        response = session.post(
-            f"{base}/data/fast",
-            data=orjson.dumps(batch),
-            headers={"Content-Type": "application/json"},
-            timeout=10,
-        )
+        response = post_logs(session, base, batch)
         if response.status_code == 202:
             accepted += len(batch)
         next_at += interval
@@ -376,21 +370,10 @@ def own_stack():
     """The Procfile's web (gunicorn, gevent, 2 workers), worker and beat on a throwaway
     database and unique Redis names; yields its base URL."""
     from app.connections import redis_client
-    from config import Settings
-    from tasks.maintenance import maintain
     from tests.stack import Stack
 
-    names = f"sluice-bench:{uuid.uuid4().hex[:8]}"
     with throwaway_database("sluice_bench_live") as url, tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(
-            database_url=url,
-            stream_name=f"{names}:log_queue",
-            pubsub_channel=f"{names}:new_logs",
-            celery_queue=f"{names}:celery",
-            key_prefix=names,
-            log_level="WARNING",
-        )
-        maintain(settings)
+        settings = isolated_settings(url, "sluice-bench", log_level="WARNING")
         stack = Stack(settings, Path(tmp), LOG_LEVEL="WARNING")
         try:
             stack.start("web", "worker", "beat")
@@ -398,7 +381,7 @@ def own_stack():
         finally:
             stack.stop_all()
             r = redis_client(settings.redis_url)
-            keys = list(r.scan_iter(match=f"{names}*", count=1000))
+            keys = list(r.scan_iter(match=f"{settings.key_prefix}*", count=1000))
             if keys:
                 r.delete(*keys)
 

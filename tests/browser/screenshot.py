@@ -14,13 +14,12 @@ import math
 import random
 import threading
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from werkzeug.serving import make_server
 
-from bench.common import throwaway_database
+from bench.common import isolated_settings, throwaway_database
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.browser.helpers import post
 
@@ -120,21 +119,10 @@ def main() -> None:
     parser.add_argument("--dark", action="store_true")
     args = parser.parse_args()
     from app import create_app
-    from config import Settings
-    from tasks.maintenance import maintain
 
     rng = random.Random(5)
-    names = f"sluice-shot:{uuid.uuid4().hex[:8]}"
     with throwaway_database("sluice_screenshot") as url:
-        settings = Settings(
-            database_url=url,
-            stream_name=f"{names}:log_queue",
-            pubsub_channel=f"{names}:new_logs",
-            celery_queue=f"{names}:celery",
-            key_prefix=names,
-            log_level="WARNING",
-        )
-        maintain(settings)
+        settings = isolated_settings(url, "sluice-shot", log_level="WARNING")
         server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         base = f"http://127.0.0.1:{server.server_port}"
