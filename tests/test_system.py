@@ -56,10 +56,12 @@ def counts(db_url: str) -> tuple[int, int]:
     return tuple(row)
 
 
+# CLAIM_IDLE_MS is short here so a killed worker's entries come back quickly, but not so
+# short that a chunk merely slowed by a busy machine is claimed (each claim is a delivery).
 @pytest.fixture
 def stack(settings, tmp_path):
     s = Stack(
-        settings.with_overrides(drain_budget=1.0, drain_interval=0.5, claim_idle_ms=2000), tmp_path
+        settings.with_overrides(drain_budget=1.0, drain_interval=0.5, claim_idle_ms=5000), tmp_path
     )
     yield s
     s.stop_all()
@@ -148,7 +150,7 @@ def test_database_outage_loses_nothing(settings, tmp_path, private_pg):
     pg, url = private_pg
     stack = Stack(
         settings.with_overrides(
-            database_url=url, drain_budget=1.0, drain_interval=0.5, claim_idle_ms=2000
+            database_url=url, drain_budget=1.0, drain_interval=0.5, claim_idle_ms=5000
         ),
         tmp_path,
     )
