@@ -149,12 +149,12 @@ def claim_idle(r: redis.Redis, settings: Settings, consumer: str) -> list[Entry]
         settings.claim_idle_ms,
         list(wanted),
     )
-    got = {i for i, _ in claimed}
-    # An id claimed but gone from the stream comes back without a body: dead-letter it.
-    lost = [Entry(i.decode(), {}, wanted[i] + 1) for i in wanted if i not in got]
-    if len(claimed) + len(lost):
-        log.info("claimed %s idle entries from other consumers", len(claimed) + len(lost))
-    return [Entry(i.decode(), f or {}, wanted[i] + 1) for i, f in claimed] + lost
+    # An id not returned was claimed by another consumer first (its idle time restarted):
+    # it is theirs now. One returned without a body was deleted from the stream by hand;
+    # it can only be dead-lettered.
+    if claimed:
+        log.info("claimed %s idle entries from other consumers", len(claimed))
+    return [Entry(i.decode(), f or {}, wanted[i] + 1) for i, f in claimed]
 
 
 def acknowledge(

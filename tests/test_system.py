@@ -13,6 +13,7 @@ import time
 
 import orjson
 import pytest
+import redis
 import requests
 import websocket
 from sqlalchemy import create_engine, text
@@ -126,7 +127,8 @@ def test_worker_killed_mid_ingest_loses_and_duplicates_nothing(stack, settings):
         ),
         timeout=30,
     )
-    assert status["dead_letters"] == 0
+    dead = redis.Redis.from_url(settings.redis_url).xrange(settings.dead_letter_stream, count=3)
+    assert status["dead_letters"] == 0, dead
 
 
 @pytest.fixture
