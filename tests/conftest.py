@@ -8,6 +8,7 @@ keys this run prefixes uniquely), so a run never touches `make run`'s data or an
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from urllib.parse import urlsplit
 
@@ -17,6 +18,7 @@ import redis
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
+from werkzeug.serving import make_server
 
 from app import create_app
 from app.connections import engine, redis_client
@@ -127,3 +129,13 @@ def db(settings):
     """A connection to this run's database, for checking what was stored."""
     with engine(settings.database_url).connect() as conn:
         yield conn
+
+
+@pytest.fixture
+def live_server(app):
+    """The app served over real HTTP (threaded werkzeug) on a free port: "127.0.0.1:PORT"."""
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{srv.server_port}"
+    srv.shutdown()

@@ -9,21 +9,10 @@ import time
 import orjson
 import pytest
 import websocket
-from werkzeug.serving import make_server
 
 from app import stream
 from tasks.drain import drain_stream
 from tests.helpers import wait_for
-
-
-@pytest.fixture
-def server(app):
-    """The app served over real HTTP on a free port."""
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{srv.server_port}"
-    srv.shutdown()
 
 
 class Client:
@@ -56,11 +45,11 @@ class Client:
 
 
 @pytest.fixture
-def connect(server):
+def connect(live_server):
     clients = []
 
     def _connect(query: str = "") -> Client:
-        client = Client(f"ws://{server}/ws/logs{query}")
+        client = Client(f"ws://{live_server}/ws/logs{query}")
         wait_for(lambda: client.of_type("filters"))
         clients.append(client)
         return client
@@ -129,8 +118,8 @@ def test_bad_filter_message_is_an_error_not_a_disconnect(client, connect):
     wait_for(lambda: watcher.logs())
 
 
-def test_bad_filter_on_connect_is_reported(connect, server):
-    client = Client(f"ws://{server}/ws/logs?level=NOPE")
+def test_bad_filter_on_connect_is_reported(connect, live_server):
+    client = Client(f"ws://{live_server}/ws/logs?level=NOPE")
     wait_for(lambda: client.of_type("error"))
     client.close()
 
@@ -173,12 +162,14 @@ def test_resume_while_logs_keep_flowing_has_no_gap_or_duplicate(client, connect,
     assert seen == [i for i in posted if seen[0] <= i <= seen[-1]], "gap"
 
 
-def test_slow_client_is_told_what_it_dropped(app, client, connect, server, settings):
+def test_slow_client_is_told_what_it_dropped(app, client, connect, live_server, settings):
     app.extensions["sluice"] = settings.with_overrides(ws_buffer=2)
     app.extensions.pop("live", None)
     # A client that does not read, with a tiny receive buffer: the server's sends block.
     slow = websocket.create_connection(
-        f"ws://{server}/ws/logs", timeout=10, sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),)
+        f"ws://{live_server}/ws/logs",
+        timeout=10,
+        sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),),
     )
     fast = connect()
     for _ in range(100):

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 
 import pytest
-from werkzeug.serving import make_server
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -44,13 +42,9 @@ def browser():
 
 
 @pytest.fixture
-def server(app):
-    """The app served over real HTTP on a free port; yields its base URL."""
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
+def server(live_server):
+    """The app's base URL on a real HTTP server."""
+    return f"http://{live_server}"
 
 
 # An HTTP error status is the app's answer, which the page handles and shows. The werkzeug
