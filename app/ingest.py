@@ -19,8 +19,7 @@ from flask import Blueprint, current_app, jsonify, request
 from app import counters, pubsub, store, stream
 from app.connections import engine, redis_client
 from app.errors import APIError
-from app.schemas import MAX_MESSAGE_CHARS, load_logs, raw_to_data, to_stream_json
-from parsers import get_factory
+from app.schemas import MAX_MESSAGE_CHARS, known_format, load_logs, raw_to_data, to_stream_json
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ingest", __name__)
@@ -123,16 +122,7 @@ def _validate_lines(lines: list[str]) -> tuple[list[tuple[int, str]], list[dict]
 
 
 def _format_arg() -> str | None:
-    fmt = request.args.get("format")
-    if fmt and fmt not in {f["name"] for f in get_factory().formats()} | {"raw"}:
-        names = ", ".join(f["name"] for f in get_factory().formats())
-        raise APIError(
-            400,
-            "validation_error",
-            f"Unknown format {fmt!r}; use one of: {names}.",
-            fields={"format": [f"Unknown format {fmt!r}."]},
-        )
-    return fmt or None
+    return known_format(request.args.get("format"))
 
 
 def _count(**amounts: int) -> None:

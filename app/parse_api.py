@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify, request
 from marshmallow import Schema, fields, validate
 
 from app.errors import APIError
+from app.schemas import known_format
 from parsers import detect_format, get_factory, parse_line
 
 bp = Blueprint("parse", __name__, url_prefix="/parse")
@@ -42,13 +43,7 @@ def parse_auto():
     else:
         body = ParseRequest().load(request.get_json(silent=True) or {})
         text, fmt = body["raw_log"], body["format"]
-    if fmt and fmt not in {f["name"] for f in get_factory().formats()}:
-        raise APIError(
-            400,
-            "validation_error",
-            f"Unknown format {fmt!r}.",
-            fields={"format": [f"Unknown format {fmt!r}."]},
-        )
+    known_format(fmt)
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         raise APIError(400, "validation_error", "No line to parse.", fields={"raw_log": ["Empty."]})

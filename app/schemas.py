@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates
 
 from app import jsoncodec
-from parsers import parse_line
+from parsers import UnknownFormatError, get_factory, parse_line
 from parsers.fields import LEVELS, normalize_level, parse_timestamp
 
 MAX_MESSAGE_CHARS = 65_536
@@ -180,3 +180,13 @@ def raw_to_data(line: str, fmt: str | None, now: datetime) -> dict:
         "message": parsed.message or line,
         "metadata": {**parsed.metadata, "format": detected},
     }
+
+
+def known_format(fmt: str | None) -> str | None:
+    """`fmt` if the parser factory knows it (or None); else a ValidationError on `format`."""
+    if fmt:
+        try:
+            get_factory().get(fmt)
+        except UnknownFormatError as exc:
+            raise ValidationError({"format": [str(exc)]}) from None
+    return fmt or None

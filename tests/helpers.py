@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import orjson
+import requests
 from sqlalchemy import text
 
 
@@ -23,3 +25,15 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: {predicate}")
         time.sleep(interval)
+
+
+def post(server: str, logs: list[dict], session=None) -> list[int]:
+    """POST logs to /data/ (stored and published now); return their ids."""
+    response = (session or requests).post(
+        f"{server}/data/",
+        data=orjson.dumps(logs),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["ids"]

@@ -10,13 +10,12 @@ from __future__ import annotations
 import threading
 import time
 
-import orjson
 import pytest
 import requests
 from werkzeug.serving import make_server
 
 from app.live import live_state
-from tests.helpers import wait_for
+from tests.helpers import post, wait_for
 from tests.stack import Stack
 from tests.test_live import Client
 
@@ -64,14 +63,7 @@ def test_every_client_of_both_processes_gets_every_log_once(web, settings, r):
     with requests.Session() as session:
         for batch in range(10):
             body = [{"message": f"fan-out {batch}-{i}", "source": "processes"} for i in range(20)]
-            response = session.post(
-                f"{web.url}/data/",
-                data=orjson.dumps(body),
-                headers={"Content-Type": "application/json"},
-                timeout=10,
-            )
-            assert response.status_code == 201, response.text
-            posted.extend(response.json()["ids"])
+            posted.extend(post(web.url, body, session))
     for client in clients:
         wait_for(lambda c=client: len(c.logs()) >= len(posted))
     for client in clients:

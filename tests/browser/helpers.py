@@ -4,20 +4,7 @@ from __future__ import annotations
 
 import functools
 
-import orjson
-import requests
-
-
-def post(server: str, logs: list[dict]) -> list[int]:
-    """POST logs to /data/ (stored and published now); return their ids."""
-    response = requests.post(
-        f"{server}/data/",
-        data=orjson.dumps(logs),
-        headers={"Content-Type": "application/json"},
-        timeout=10,
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["ids"]
+from tests.helpers import post  # noqa: F401 - re-exported for the browser tests
 
 
 def row(page, log_id: int):
