@@ -1,7 +1,7 @@
 """Celery configuration, derived from Sluice's settings (never from its own env vars).
 
-`build(settings)` is applied by `tasks.celery_app.celery_init_app`, so the worker, beat
-and Flower all run with the configuration the web process has.
+`build(settings)` is applied by `tasks.celery_app.celery_init_app` (called in `wsgi.py`),
+so the worker, beat and Flower all run with the configuration the web process has.
 """
 
 from config import Settings

@@ -21,7 +21,7 @@ def post_fork(server, worker):
     """Make psycopg2 cooperative under gevent and drop any parent sockets."""
     from psycogreen.gevent import patch_psycopg
 
-    from app.connections import reset_after_fork
+    from app.pipeline.connections import reset_after_fork
 
     patch_psycopg()
     reset_after_fork()

@@ -25,16 +25,16 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": settings.ws_ping_interval}
     app.extensions["sluice"] = settings
 
-    from app.errors import register_error_handlers
     from app.extensions import sock
+    from app.web.errors import register_error_handlers
 
     register_error_handlers(app)
     sock.init_app(app)
 
-    from app import ingest, live, metrics, openapi, parse_api, query, status, ui
+    from app.web import ingest, live, metrics, openapi, parse, query, status, ui
 
     app.register_blueprint(ingest.bp)
-    app.register_blueprint(parse_api.bp)
+    app.register_blueprint(parse.bp)
     app.register_blueprint(status.bp)
     app.register_blueprint(live.bp)
     app.register_blueprint(ui.bp)
@@ -42,10 +42,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(metrics.bp)
 
-    from tasks.celery_app import celery_init_app
-
     register_custom_parsers(settings)
-    celery_init_app(app)
     return app
 
 

@@ -73,7 +73,7 @@ def throwaway_database(prefix: str = "sluice_bench"):
         migrate(url)
         yield url
     finally:
-        from app.connections import engine
+        from app.pipeline.connections import engine
 
         engine(url).dispose()
         admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

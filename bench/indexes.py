@@ -128,7 +128,7 @@ def index_bytes(name: str) -> int:
 
 def measure(template: str, set_key: str, rows: int, at: datetime, seed: int) -> tuple[Ingest, int]:
     """(ingest, index bytes before inserting) for one set on a fresh copy of `template`."""
-    from app.connections import engine
+    from app.pipeline.connections import engine
 
     name = f"{template}_{set_key}"
     admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')

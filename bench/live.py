@@ -369,7 +369,7 @@ def _wait(predicate, timeout: float, what: str = "condition") -> None:
 def own_stack():
     """The Procfile's web (gunicorn, gevent, 2 workers), worker and beat on a throwaway
     database and unique Redis names; yields its base URL."""
-    from app.connections import redis_client
+    from app.pipeline.connections import redis_client
     from tests.stack import Stack
 
     with throwaway_database("sluice_bench_live") as url, tempfile.TemporaryDirectory() as tmp:

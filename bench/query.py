@@ -396,8 +396,8 @@ def ingest_rate(url: str, rows: int, at: datetime, seed: int, chunk: int = 100) 
     one transaction per `chunk` rows) into `logs`, timestamps in the half hour before `at`."""
     from sqlalchemy import text
 
-    from app import store
-    from app.connections import engine
+    from app.pipeline import store
+    from app.pipeline.connections import engine
 
     data = LogMaker(seed).rows(rows, at - timedelta(minutes=30), at)
     with engine(url).connect() as conn:
@@ -560,7 +560,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"queries ({args.reps} runs each, varied parameters):")
         report(time_queries(url, query_cases(start, end, args.reps, seed=3)))
     finally:
-        from app.connections import engine
+        from app.pipeline.connections import engine
 
         engine(url).dispose()
         if not (args.keep or args.reuse):

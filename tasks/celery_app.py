@@ -12,7 +12,7 @@ from celery.signals import task_postrun, task_prerun, worker_process_init
 from flask import Flask, has_app_context
 
 import celeryconfig
-from app.connections import reset_after_fork
+from app.pipeline.connections import reset_after_fork
 
 _stopping = threading.Event()
 _busy = threading.Event()

@@ -29,10 +29,10 @@ from marshmallow import ValidationError
 from sqlalchemy import Connection
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 
-from app import pubsub, store, stream
-from app.connections import engine, redis_client
-from app.schemas import canonical_log, log_schema, raw_to_data
-from app.stream import Entry
+from app.pipeline import fanout, store, stream
+from app.pipeline.connections import engine, redis_client
+from app.pipeline.record import canonical_log, log_schema, raw_to_data
+from app.pipeline.stream import Entry
 from config import Settings
 from tasks.celery_app import stopping
 
@@ -120,7 +120,7 @@ def store_chunk(
     rows, dead = split_chunk(entries, settings.max_retries)
 
     def publish(stored: list[dict]) -> None:
-        pubsub.publish(r, settings.pubsub_channel, [store.serialize(s) for s in stored])
+        fanout.publish(r, settings.pubsub_channel, [store.serialize(s) for s in stored])
 
     refused: list[tuple[int, str]] = []
     try:

@@ -11,8 +11,8 @@ from flask import current_app
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from app import counters, partitions, stream
-from app.connections import engine, redis_client
+from app.pipeline import counters, partitions, stream
+from app.pipeline.connections import engine, redis_client
 from config import Settings
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from app import create_app
-from app.connections import engine, redis_client
+from app.pipeline.connections import engine, redis_client
 from config import Settings
 from config.settings import database_url
 from tasks.maintenance import maintain

@@ -6,8 +6,8 @@ import orjson
 import pytest
 from sqlalchemy import text
 
-from app import stream
-from app.connections import redis_client
+from app.pipeline import stream
+from app.pipeline.connections import redis_client
 from tasks.drain import consumer_name, drain_stream, entry_time, split_chunk
 from tests.helpers import count_logs
 
@@ -48,8 +48,8 @@ def test_redelivered_chunk_is_not_stored_twice(r, settings, db):
     add(r, settings, 100)
     entries = stream.read_chunk(r, settings, "dies", block_ms=100)
     rows, _ = split_chunk(entries, settings.max_retries)
-    from app import store
-    from app.connections import engine
+    from app.pipeline import store
+    from app.pipeline.connections import engine
 
     with engine(settings.database_url).connect() as conn:
         store.write_in_commit_order(conn, rows, lambda stored: None)  # no ack: "killed"

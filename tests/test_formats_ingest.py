@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from app import create_app, stream
+from app import create_app
+from app.pipeline import stream
 from parsers import get_factory
 from tasks.drain import drain_stream
 

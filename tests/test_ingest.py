@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from app import stream
-from app.connections import redis_client
+from app.pipeline import stream
+from app.pipeline.connections import redis_client
 from tests.helpers import count_logs
 
 

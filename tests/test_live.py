@@ -10,7 +10,7 @@ import orjson
 import pytest
 import websocket
 
-from app import stream
+from app.pipeline import stream
 from tasks.drain import drain_stream
 from tests.helpers import wait_for
 

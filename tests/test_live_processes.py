@@ -14,7 +14,7 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from app.live import live_state
+from app.web.live import live_state
 from tests.helpers import post, wait_for
 from tests.stack import Stack
 from tests.test_live import Client

@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from app.openapi import build_spec
+from app.web.openapi import build_spec
 
 MAX_EXAMPLES = 60
 CHECKS = [

@@ -10,9 +10,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from app import counters, partitions, store
-from app.connections import engine, redis_client
+from app.pipeline import counters, partitions, store
+from app.pipeline.connections import engine, redis_client
 from tasks import maintenance
+from tasks.celery_app import celery_init_app
 from tasks.maintenance import maintain
 
 # Days far from the present, so these tests never touch the partitions of today.
@@ -73,7 +74,7 @@ def test_retention_drops_only_expired_partitions(settings, db, tidy, caplog):
     stray_old, stray_new = midday(date(2003, 5, 10)), midday(date(2003, 7, 30))
     store_at(db, *(midday(d) for d in days), stray_old, stray_new)
 
-    with caplog.at_level(logging.INFO, logger="app.partitions"):
+    with caplog.at_level(logging.INFO, logger="app.pipeline.partitions"):
         result = maintain(settings.with_overrides(retention_days=14), today=TODAY)
 
     # Cut-off 2003-06-01: a partition goes only when its whole day is older than that.
@@ -151,7 +152,7 @@ def test_logs_far_in_the_past_or_future_are_stored_and_readable(client, db, stam
 
 
 def test_the_beat_runs_maintenance_hourly(app):
-    schedule = app.extensions["celery"].conf.beat_schedule
+    schedule = celery_init_app(app).conf.beat_schedule
     assert any(
         entry["task"] == "sluice.maintain" and entry["schedule"] <= 3600
         for entry in schedule.values()

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.schemas import canonical_log, load_logs, log_schema, to_stream_json
+from app.pipeline.record import canonical_log, load_logs, log_schema, to_stream_json
 from parsers.fields import LEVELS
 
 names = st.one_of(st.none(), st.text(max_size=300))

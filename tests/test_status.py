@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from app import __version__, stream
+from app import __version__
+from app.pipeline import stream
 from tasks.drain import drain_stream
 
 

@@ -27,7 +27,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from app.schemas import MAX_NAME_CHARS, Level
+from app.pipeline.record import MAX_NAME_CHARS, Level
 from parsers.fields import LEVELS, levels_at_least, parse_timestamp
 
 DEFAULT_LIMIT = 100

@@ -15,7 +15,7 @@ from psycopg2.extras import Json, execute_values
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
-from app import jsoncodec
+from app.pipeline import jsoncodec
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validates_schema
 from sqlalchemy import ColumnElement, and_, column, literal_column
 
-from app.schemas import Level
+from app.pipeline.record import Level
 from parsers.fields import LEVELS, levels_at_least
 
 

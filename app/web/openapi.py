@@ -13,8 +13,9 @@ from flask import Blueprint, Response
 from marshmallow import INCLUDE, Schema, fields
 
 from app import __version__
-from app.parse_api import ParseRequest
-from app.query_schemas import (
+from app.pipeline.record import Level, LogSchema, Timestamp
+from app.web.parse import ParseRequest
+from app.web.query_schemas import (
     MAX_LIMIT,
     Cursor,
     ExportSchema,
@@ -26,7 +27,6 @@ from app.query_schemas import (
     Stats,
     StatsSchema,
 )
-from app.schemas import Level, LogSchema, Timestamp
 
 bp = Blueprint("openapi", __name__)
 

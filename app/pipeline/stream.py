@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import redis
 
-from app import counters
+from app.pipeline import counters
 from config import Settings
 
 log = logging.getLogger(__name__)

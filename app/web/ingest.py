@@ -16,10 +16,16 @@ import orjson
 import redis
 from flask import Blueprint, current_app, jsonify, request
 
-from app import counters, pubsub, store, stream
-from app.connections import engine, redis_client
-from app.errors import APIError
-from app.schemas import MAX_MESSAGE_CHARS, known_format, load_logs, raw_to_data, to_stream_json
+from app.pipeline import counters, fanout, store, stream
+from app.pipeline.connections import engine, redis_client
+from app.pipeline.record import (
+    MAX_MESSAGE_CHARS,
+    known_format,
+    load_logs,
+    raw_to_data,
+    to_stream_json,
+)
+from app.web.errors import APIError
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ingest", __name__)
@@ -191,7 +197,7 @@ def ingest_sync():
         # Committed is committed: a Redis hiccup must not turn a stored log into a 503
         # that the client would retry (and store twice). Live viewers catch up by id.
         try:
-            pubsub.publish(r, settings.pubsub_channel, [store.serialize(s) for s in stored])
+            fanout.publish(r, settings.pubsub_channel, [store.serialize(s) for s in stored])
         except redis.RedisError as exc:
             log.warning("stored %s logs but could not publish them: %s", len(stored), exc)
 

@@ -30,11 +30,11 @@ from marshmallow import ValidationError
 from simple_websocket import ConnectionClosed
 from sqlalchemy import column, func, select, table
 
-from app import counters, jsoncodec, store
-from app.connections import engine, redis_client
 from app.extensions import sock
-from app.filters import LiveFilter, LiveFilterSchema
-from app.pubsub import RESYNC, Hub, Subscriber
+from app.pipeline import counters, jsoncodec, store
+from app.pipeline.connections import engine, redis_client
+from app.pipeline.fanout import RESYNC, Hub, Subscriber
+from app.pipeline.filters import LiveFilter, LiveFilterSchema
 
 log = logging.getLogger(__name__)
 

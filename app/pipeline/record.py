@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates
 
-from app import jsoncodec
+from app.pipeline import jsoncodec
 from parsers import UnknownFormatError, get_factory, parse_line
 from parsers.fields import LEVELS, normalize_level, parse_timestamp
 

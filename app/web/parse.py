@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from marshmallow import Schema, fields, validate
 
-from app.errors import APIError
-from app.schemas import known_format
+from app.pipeline.record import known_format
+from app.web.errors import APIError
 from parsers import detect_format, get_factory, parse_line
 
 bp = Blueprint("parse", __name__, url_prefix="/parse")

@@ -7,9 +7,10 @@ from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from app import __version__, stream
-from app.connections import engine, redis_client
-from app.live import live_state
+from app import __version__
+from app.pipeline import stream
+from app.pipeline.connections import engine, redis_client
+from app.web.live import live_state
 
 bp = Blueprint("status", __name__)
 

@@ -35,10 +35,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from app.connections import engine
-from app.errors import APIError
-from app.jsoncodec import dumps
-from app.query_schemas import (
+from app.pipeline.connections import engine
+from app.pipeline.jsoncodec import dumps
+from app.web.errors import APIError
+from app.web.query_schemas import (
     EPOCH,
     INTERVALS,
     MAX_BUCKETS,

@@ -7,9 +7,9 @@ from flask import Blueprint, Response, current_app
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from app import stream
-from app.connections import redis_client
-from app.counters import COUNTERS, totals
+from app.pipeline import stream
+from app.pipeline.connections import redis_client
+from app.pipeline.counters import COUNTERS, totals
 from config import Settings
 
 bp = Blueprint("metrics", __name__)

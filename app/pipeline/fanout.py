@@ -17,7 +17,7 @@ import time
 import orjson
 import redis
 
-from app import jsoncodec
+from app.pipeline import jsoncodec
 
 log = logging.getLogger(__name__)
 
