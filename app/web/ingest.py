@@ -16,14 +16,11 @@ import orjson
 import redis
 from flask import Blueprint, current_app, jsonify, request
 
-from app.pipeline import counters, fanout, store, stream
+from app.pipeline import counters, fanout, intake, store
 from app.pipeline.connections import engine, redis_client
 from app.pipeline.record import (
-    MAX_MESSAGE_CHARS,
     known_format,
-    load_logs,
     raw_to_data,
-    to_stream_json,
 )
 from app.web.errors import APIError
 
@@ -70,18 +67,11 @@ def read_items() -> tuple[list, str]:
     return items, "json"
 
 
-class _BadLine:
-    """An NDJSON line that is not JSON: rejected at its index, the others still go in."""
-
-    def __init__(self, error: str) -> None:
-        self.error = error
-
-
 def _ndjson_line(line: bytes):
     try:
         return orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        return _BadLine(f"Not valid JSON: {exc}")
+        return intake.Invalid({"_schema": [f"Not valid JSON: {exc}"]})
 
 
 def _check_size(items: list) -> None:
@@ -96,49 +86,27 @@ def _check_size(items: list) -> None:
         )
 
 
-def _validate_json(items: list) -> tuple[list[tuple[int, dict]], list[dict]]:
-    bad = [
-        {"index": i, "errors": {"_schema": [x.error]}}
-        for i, x in enumerate(items)
-        if isinstance(x, _BadLine)
-    ]
-    good, rejected = load_logs([{} if isinstance(x, _BadLine) else x for x in items])
-    bad_index = {b["index"] for b in bad}
-    rejected = sorted(
-        bad + [r for r in rejected if r["index"] not in bad_index], key=lambda r: r["index"]
-    )
-    return good, rejected
-
-
-def _validate_lines(lines: list[str]) -> tuple[list[tuple[int, str]], list[dict]]:
-    good, rejected = [], []
-    for index, line in enumerate(lines):
-        if "\x00" in line:
-            rejected.append({"index": index, "errors": {"message": ["Contains a NUL byte."]}})
-        elif len(line) > MAX_MESSAGE_CHARS:
-            rejected.append(
-                {
-                    "index": index,
-                    "errors": {"message": [f"Longer than {MAX_MESSAGE_CHARS} characters."]},
-                }
-            )
-        else:
-            good.append((index, line))
-    return good, rejected
+def _line_item(line: str, fmt: str | None, now: datetime):
+    errors = intake.check_line(line)
+    return intake.Invalid(errors) if errors else raw_to_data(line, fmt, now)
 
 
 def _format_arg() -> str | None:
     return known_format(request.args.get("format"))
 
 
-def _count(**amounts: int) -> None:
-    settings = _settings()
-    counters.add(redis_client(settings.redis_url), settings, **amounts)
-
-
 def _nothing_accepted(rejected: list[dict]) -> APIError:
-    _count(ingest_rejected=len(rejected))
     return APIError(422, "validation_error", "No log in the request was valid.", rejected=rejected)
+
+
+def _queue_full(exc: intake.QueueFull) -> APIError:
+    return APIError(
+        429,
+        "queue_full",
+        f"The queue holds {exc.length} logs not yet stored (cap "
+        f"{_settings().stream_maxlen}); retry shortly.",
+        retry_after=5,
+    )
 
 
 @bp.post("/data/fast")
@@ -147,30 +115,17 @@ def ingest_fast():
     settings = _settings()
     items, kind = read_items()
     _check_size(items)
-    if kind == "text":
-        fmt = _format_arg() or ""
-        good, rejected = _validate_lines(items)
-        names = (b"r", b"f")
-        values = [v for _, line in good for v in (line, fmt)]
-    else:
-        good, rejected = _validate_json(items)
-        names = (b"d",)
-        values = [to_stream_json(log) for _, log in good]
-    if not good:
-        raise _nothing_accepted(rejected)
+    r = redis_client(settings.redis_url)
     try:
-        ids = stream.enqueue(redis_client(settings.redis_url), settings, names, values)
-    except stream.QueueFull as exc:
-        _count(ingest_refused_queue_full=1)
-        raise APIError(
-            429,
-            "queue_full",
-            f"The queue holds {exc.length} logs not yet stored (cap "
-            f"{settings.stream_maxlen}); retry shortly.",
-            retry_after=5,
-        ) from None
-    _count(ingest_accepted=len(ids), ingest_rejected=len(rejected))
-    return jsonify(accepted=len(ids), ids=ids, rejected=rejected), 202
+        if kind == "text":
+            receipt = intake.submit_lines(r, settings, items, _format_arg())
+        else:
+            receipt = intake.submit(r, settings, items)
+    except intake.QueueFull as exc:
+        raise _queue_full(exc) from None
+    if not receipt.ids:
+        raise _nothing_accepted(receipt.rejected)
+    return jsonify(accepted=len(receipt.ids), ids=receipt.ids, rejected=receipt.rejected), 202
 
 
 @bp.post("/data/")
@@ -180,18 +135,15 @@ def ingest_sync():
     items, kind = read_items()
     _check_size(items)
     if kind == "text":
-        lines, rejected = _validate_lines(items)
         fmt, now = _format_arg(), datetime.now(UTC)
-        good, rejected_parsed = load_logs([raw_to_data(line, fmt, now) for _, line in lines])
-        good = [(lines[i][0], log) for i, log in good]
-        rejected += [{**r, "index": lines[r["index"]][0]} for r in rejected_parsed]
-    else:
-        good, rejected = _validate_json(items)
+        items = [_line_item(line, fmt, now) for line in items]
+    good, rejected = intake.validate(items)
+    r = redis_client(settings.redis_url)
     if not good:
+        counters.add(r, settings, ingest_rejected=len(rejected))
         raise _nothing_accepted(rejected)
     now = datetime.now(UTC)
     rows = [{**log, "timestamp": log["timestamp"] or now} for _, log in good]
-    r = redis_client(settings.redis_url)
 
     def publish(stored: list[dict]) -> None:
         # Committed is committed: a Redis hiccup must not turn a stored log into a 503
@@ -204,7 +156,7 @@ def ingest_sync():
     with engine(settings.database_url).connect() as conn:
         stored = store.write_in_commit_order(conn, rows, publish)
     ids = [s["id"] for s in stored]
-    _count(ingest_accepted=len(ids), ingest_rejected=len(rejected))
+    counters.add(r, settings, ingest_accepted=len(ids), ingest_rejected=len(rejected))
     body = {"stored": len(ids), "ids": ids, "rejected": rejected}
     if len(items) == 1:
         body["id"] = ids[0]
