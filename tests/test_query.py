@@ -14,8 +14,8 @@ from sqlalchemy import text
 
 from app import create_app
 from app.pipeline import store
+from app.pipeline.filters import Filters
 from app.web.query import page_query
-from app.web.query_schemas import Filters
 
 # Two to three hours ago, on a whole hour, so 5-minute buckets line up with the offsets below.
 BASE = (datetime.now(UTC) - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)

@@ -1,7 +1,11 @@
-"""The shape of a log at the edge: marshmallow schemas and the request-body reader.
+"""The log record, defined once: its input shape (`LogSchema`), its form on the stream
+(`to_stream_json`), the `logs` table, and its one JSON form once stored (`to_json`).
 
 The same `LogSchema` validates at ingest (HTTP) and again in the drain, so an entry
 written to the stream by anything else is held to the same rules before it is stored.
+Every path that hands out a stored log (the drain's publish, `POST /data/`, `/logs`,
+`/logs/<id>`, `/logs/export`, the WebSocket) goes through `to_json`, so a client sees
+one record, byte for byte, whichever way it reads it.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates
+from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, Text
+from sqlalchemy.dialects.postgresql import JSONB
 
 from app.pipeline import jsoncodec
 from parsers import UnknownFormatError, get_factory, parse_line
@@ -18,6 +24,33 @@ MAX_MESSAGE_CHARS = 65_536
 MAX_NAME_CHARS = 255
 MAX_METADATA_BYTES = 65_536
 KNOWN_FIELDS = frozenset(("timestamp", "level", "source", "application", "message", "metadata"))
+
+
+# The table as migration 0001 creates it (the migrations own the DDL; this declares it
+# for queries). Column order is the key order of a log's JSON form.
+logs = Table(
+    "logs",
+    MetaData(),
+    Column("id", BigInteger),
+    Column("timestamp", DateTime(timezone=True)),
+    Column("level", String(16)),
+    Column("source", String(MAX_NAME_CHARS)),
+    Column("application", String(MAX_NAME_CHARS)),
+    Column("message", Text),
+    Column("metadata", JSONB),
+    Column("stream_id", String(41)),
+    Column("created_at", DateTime(timezone=True)),
+)
+STORED = tuple(c.name for c in logs.c)
+
+
+def to_json(row) -> dict:
+    """A stored row (any mapping with the STORED keys) as its one JSON form: every key,
+    in table order, timestamps in UTC ISO 8601."""
+    out = {name: row[name] for name in STORED}
+    out["timestamp"] = out["timestamp"].astimezone(UTC).isoformat()
+    out["created_at"] = out["created_at"].astimezone(UTC).isoformat()
+    return out
 
 
 class Timestamp(fields.Field):

@@ -11,72 +11,56 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 
-from flask import Blueprint, Response, current_app, request
+from flask import Response, current_app, request
+from flask_smorest import Blueprint
+from marshmallow import RAISE
 from sqlalchemy import (
     BigInteger,
-    ColumnElement,
-    DateTime,
-    String,
-    Text,
     and_,
     cast,
-    column,
     func,
     literal,
     literal_column,
-    or_,
     select,
-    table,
-    true,
     tuple_,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 
 from app.pipeline.connections import engine
+from app.pipeline.filters import TS_CONFIG, Filters
 from app.pipeline.jsoncodec import dumps
+from app.pipeline.record import logs, to_json
 from app.web.errors import APIError
+from app.web.openapi import errors
 from app.web.query_schemas import (
     EPOCH,
     INTERVALS,
     MAX_BUCKETS,
     ExportSchema,
-    Filters,
     ListSchema,
+    LogOut,
+    LogPage,
     Position,
+    Stats,
     StatsSchema,
     bucket_count,
     bucket_start,
     encode_cursor,
-    load_args,
 )
 from parsers.fields import LEVELS
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("query", __name__)
+bp = Blueprint("query", __name__, description="Search, count and export logs.")
 
-logs = table(
-    "logs",
-    column("id", BigInteger),
-    column("timestamp", DateTime(timezone=True)),
-    column("level", String),
-    column("source", String),
-    column("application", String),
-    column("message", Text),
-    column("metadata", JSONB),
-    column("stream_id", String),
-    column("created_at", DateTime(timezone=True)),
-)
 COLUMNS = tuple(logs.c)
 EXPORT_CHUNK = 1000
-# Must match the expression of the full-text index in migration 0002 exactly.
-TS_CONFIG = literal_column("'simple'::regconfig")
 MAX_ID = 2**63 - 1
 
-_list_schema, _export_schema, _stats_schema = ListSchema(), ExportSchema(), StatsSchema()
+# Query strings are refused whole on an unknown parameter, with 400 naming it.
+QUERY = {"location": "query", "unknown": RAISE, "error_status_code": 400}
 
 
 def _read_engine():
@@ -85,58 +69,6 @@ def _read_engine():
 
 def _json(body, status: int = 200) -> Response:
     return Response(dumps(body), status=status, mimetype="application/json")
-
-
-def _row(row) -> dict:
-    """A row as the API returns it (timestamps in UTC, ISO 8601)."""
-    out = dict(row)
-    for key in ("timestamp", "created_at"):
-        out[key] = out[key].astimezone(UTC).isoformat()
-    return out
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _nest(path: tuple[str, ...], value) -> dict:
-    for key in reversed(path[1:]):
-        value = {key: value}
-    return {path[0]: value}
-
-
-def meta_condition(path: tuple[str, ...], candidates: tuple) -> ColumnElement[bool]:
-    """`metadata` holds one of `candidates` at `path`, alone or in an array. Written as
-    containment (`@>`), which the GIN (jsonb_path_ops) index of migration 0002 serves."""
-    docs = [_nest(path, v) for c in candidates for v in (c, [c])]
-    return or_(*(logs.c.metadata.contains(doc) for doc in docs))
-
-
-def full_text(q: str) -> ColumnElement[bool]:
-    """`message` matches the web-search style query `q` (words, "phrases", -not, or)."""
-    query = func.websearch_to_tsquery(TS_CONFIG, q)
-    return func.to_tsvector(TS_CONFIG, logs.c.message).op("@@")(query)
-
-
-def where(filters: Filters) -> ColumnElement[bool]:
-    """The SQL condition for `filters`."""
-    parts: list[ColumnElement[bool]] = []
-    if filters.levels is not None and len(filters.levels) < len(LEVELS):
-        parts.append(logs.c.level.in_(filters.levels))
-    if filters.sources:
-        parts.append(logs.c.source.in_(filters.sources))
-    if filters.applications:
-        parts.append(logs.c.application.in_(filters.applications))
-    if filters.since is not None:
-        parts.append(logs.c.timestamp >= filters.since)
-    if filters.until is not None:
-        parts.append(logs.c.timestamp < filters.until)
-    if filters.q:
-        parts.append(full_text(filters.q))
-    if filters.contains:
-        parts.append(logs.c.message.ilike(f"%{_escape_like(filters.contains)}%", escape="\\"))
-    parts.extend(meta_condition(path, values) for path, values in filters.meta)
-    return and_(true(), *parts)
 
 
 def _invalid(field: str, problem: str) -> APIError:
@@ -159,7 +91,7 @@ def _check_q(conn, filters: Filters) -> None:
 
 def page_query(filters: Filters, order: str, limit: int, after: Position | None):
     """SELECT of one page: filters, then past `after` in (timestamp, id) order."""
-    condition = where(filters)
+    condition = filters.where()
     if after is not None:
         key, mark = tuple_(logs.c.timestamp, logs.c.id), tuple_(after.timestamp, after.id)
         # The plain bound on timestamp is redundant with the row comparison but lets the
@@ -175,9 +107,11 @@ def page_query(filters: Filters, order: str, limit: int, after: Position | None)
 
 
 @bp.get("/logs")
-def list_logs():
+@bp.arguments(ListSchema, **QUERY)
+@bp.response(200, LogPage, description="A page.")
+@errors(bp, 400, 503)
+def list_logs(args):
     """One page of logs, newest first unless order=asc, and the cursor of the next."""
-    args = load_args(_list_schema, request.args)
     filters, limit, order = args["filters"], args["limit"], args["order"]
     with _read_engine().connect() as conn:
         _check_q(conn, filters)
@@ -187,10 +121,12 @@ def list_logs():
     if len(rows) > limit:  # one more than a page was asked for: there is a next page
         rows = rows[:limit]
         next_cursor = encode_cursor(Position(rows[-1]["timestamp"], rows[-1]["id"], order))
-    return _json({"logs": [_row(r) for r in rows], "next_cursor": next_cursor, "limit": limit})
+    return _json({"logs": [to_json(r) for r in rows], "next_cursor": next_cursor, "limit": limit})
 
 
 @bp.get("/logs/<int:log_id>")
+@bp.response(200, LogOut, description="The log.")
+@errors(bp, 404, 503)
 def get_log(log_id: int):
     """One log by id, or 404."""
     found = None
@@ -199,13 +135,15 @@ def get_log(log_id: int):
             found = conn.execute(select(*COLUMNS).where(logs.c.id == log_id)).mappings().first()
     if found is None:
         raise APIError(404, "not_found", f"No log with id {log_id}.")
-    return _json(_row(found))
+    return _json(to_json(found))
 
 
 @bp.get("/logs/export")
-def export_logs():
+@bp.arguments(ExportSchema, **QUERY)
+@bp.response(200, content_type="application/x-ndjson", description="One JSON log per line.")
+@errors(bp, 400, 503)
+def export_logs(args):
     """The filtered logs as NDJSON, streamed from a server-side cursor chunk by chunk."""
-    args = load_args(_export_schema, request.args)
     chunks = _export_chunks(_read_engine(), args["filters"], args["order"], args["limit"])
     # Run the query now, inside the request, so a bad `q` or a database outage is an
     # ordinary error response rather than a stream cut short.
@@ -227,14 +165,16 @@ def _export_chunks(eng, filters: Filters, order: str, limit: int | None):
         )
         yield b""
         for rows in result.mappings().partitions(EXPORT_CHUNK):
-            yield b"".join(dumps(_row(r)) + b"\n" for r in rows)
+            yield b"".join(dumps(to_json(r)) + b"\n" for r in rows)
 
 
 @bp.get("/logs/stats")
-def stats():
+@bp.arguments(StatsSchema, **QUERY)
+@bp.response(200, Stats, description="The counts.")
+@errors(bp, 400, 503)
+def stats(args):
     """Counts per time bucket and level over a window (24 h by default), with the top
     sources and applications, for the same filters as `GET /logs`."""
-    args = load_args(_stats_schema, request.args)
     filters, name, top = args["filters"], args["interval"], args["top"]
     step = INTERVALS[name]
     count = bucket_count(filters.since, filters.until, step)
@@ -273,7 +213,7 @@ def _histogram(conn, filters: Filters, step) -> dict[tuple[datetime, str], int]:
     bucket = func.date_bin(step, logs.c.timestamp, EPOCH).label("bucket")
     statement = (
         select(bucket, logs.c.level, func.count().label("n"))
-        .where(where(filters))
+        .where(filters.where())
         .group_by(literal_column("1"), literal_column("2"))
     )
     return {(r.bucket, r.level): r.n for r in conn.execute(statement)}
@@ -289,7 +229,7 @@ def _tops(conn, filters: Filters, top: int) -> dict[str, list[dict]]:
     by both, then summed each way; the grouped rows are few: sources x applications)."""
     grouped = (
         select(logs.c.source, logs.c.application, func.count().label("n"))
-        .where(where(filters))
+        .where(filters.where())
         .group_by(logs.c.source, logs.c.application)
         .cte("grouped")
     )

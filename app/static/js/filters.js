@@ -54,7 +54,9 @@ export function toParams(filters, params = new URLSearchParams()) {
   return params;
 }
 
-/** The server's live-filter rule, in the browser (app/filters.py LiveFilter.match). */
+/** The server's filter rule, in the browser (app/pipeline/filters.py Filters.match), for the
+ * moment between a filter change and the server's confirmation; tests/test_filter_rule.py
+ * runs one table of cases through both. */
 export function matches(filters, log) {
   if (filters.min_level && LEVELS.indexOf(log.level) < LEVELS.indexOf(filters.min_level)) {
     return false;
