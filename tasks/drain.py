@@ -7,9 +7,11 @@ One chunk (BATCH_SIZE entries) is one transaction. Per chunk:
 3. turn each entry into a row; one that cannot be (bad JSON, NUL byte, over-long field,
    delivered more than MAX_RETRIES times) becomes a dead letter with its reason;
 4. insert with ON CONFLICT DO NOTHING, commit, publish, under the commit-order lock;
-5. dead-letter the rejects and XACK everything in one MULTI.
-A crash anywhere before 5 leaves the entries pending: they are read again and, being
-keyed on their stream id, stored at most once.
+5. dead-letter the rejects, XACK everything and count it in one MULTI.
+A crash (or a failed publish) anywhere before 5 leaves the entries pending: they are read
+again and, being keyed on their stream id, stored at most once. A redelivered entry found
+already stored is published again (live clients skip ids they have) and counted as
+stored once its ack goes through, since no ack counted it before.
 """
 
 from __future__ import annotations
@@ -113,37 +115,54 @@ def split_chunk(
     return rows, dead
 
 
+class PublishFailed(Exception):
+    """Rows were committed but not published; their entries stay pending, so the next
+    delivery finds them stored and publishes them then."""
+
+
 def store_chunk(
     conn: Connection, r: redis.Redis, settings: Settings, entries: list[Entry], stats: DrainStats
 ) -> None:
     """Store one chunk, publish what was stored, then dead-letter and ack."""
     rows, dead = split_chunk(entries, settings.max_retries)
-
-    def publish(stored: list[dict]) -> None:
-        fanout.publish(r, settings.pubsub_channel, [store.serialize(s) for s in stored])
-
+    redelivered = {e.id for e in entries if e.deliveries > 1}
     refused: list[tuple[int, str]] = []
-    try:
-        stored = store.write_in_commit_order(conn, rows, publish)
-    except (DataError, IntegrityError, ValueError):
-        # Something only the database (or its driver) could see is wrong with a row:
-        # find it alone, so it costs no other row its place.
+    recovered: list[dict] = []
+    published = []
 
-        def insert_isolating(c, rs):
+    def insert(c, rs, isolate=False):
+        if isolate:  # find the row the database refuses, alone: it costs no other its place
             ok, bad = store.insert_each(c, rs)
             refused.extend(bad)
-            return ok
+        else:
+            ok = store.insert_logs(c, rs)
+        new = {row["stream_id"] for row in ok}
+        again = [row for row in rs if row["stream_id"] in redelivered - new]
+        recovered[:] = store.already_stored(c, again) if again else []
+        return ok
 
-        stored = store.write_in_commit_order(conn, rows, publish, insert=insert_isolating)
+    def publish(stored):
+        published.append(fanout.publish_stored(r, settings, stored + recovered))
+
+    try:
+        stored = store.write_in_commit_order(conn, rows, publish, insert=insert)
+    except (DataError, IntegrityError, ValueError):
+        stored = store.write_in_commit_order(
+            conn, rows, publish, insert=lambda c, rs: insert(c, rs, isolate=True)
+        )
         by_id = {e.id: e for e in entries}
         dead += [(by_id[rows[i]["stream_id"]], reason) for i, reason in refused]
-    dead_ids = {e.id for e, _ in dead}
-    duplicates = len(rows) - len(stored) - len(refused)
-    stream.acknowledge(
+    if not all(published):
+        raise PublishFailed(f"{len(stored) + len(recovered)} stored logs not published")
+    recovered_ids = [row["stream_id"] for row in recovered]
+    skip = {e.id for e, _ in dead} | set(recovered_ids)
+    duplicates = len(rows) - len(stored) - len(refused) - len(recovered)
+    acked_recovered = stream.acknowledge(
         r,
         settings,
-        [e.id for e in entries if e.id not in dead_ids],
+        [e.id for e in entries if e.id not in skip],
         dead,
+        recovered=recovered_ids,
         drain_stored=len(stored),
         drain_duplicates=duplicates,
         drain_dead_letters=len(dead),
@@ -151,8 +170,8 @@ def store_chunk(
     for entry, reason in dead:
         log.warning("dead-lettered %s: %s", entry.id, reason)
     stats.chunks += 1
-    stats.stored += len(stored)
-    stats.duplicates += duplicates
+    stats.stored += len(stored) + acked_recovered
+    stats.duplicates += duplicates + len(recovered) - acked_recovered
     stats.dead += len(dead)
 
 
@@ -187,7 +206,7 @@ def drain(self) -> dict:
     settings: Settings = current_app.extensions["sluice"]
     try:
         stats = drain_stream(settings, consumer_name(), settings.drain_budget, stopping)
-    except (OperationalError, InterfaceError, redis.ConnectionError, redis.TimeoutError) as exc:
+    except (OperationalError, InterfaceError, redis.RedisError, PublishFailed) as exc:
         # The database or Redis is away: entries stay pending; try again with backoff.
         countdown = min(2**self.request.retries, 30)
         log.warning("drain failed (%s); retry %s in %ss", exc, self.request.retries + 1, countdown)

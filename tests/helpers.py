@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
-import orjson
 import requests
 from sqlalchemy import text
+
+from app.pipeline.jsoncodec import dumps
 
 
 def count_logs(conn, where: str = "true", **params) -> int:
@@ -31,7 +32,7 @@ def post(server: str, logs: list[dict], session=None) -> list[int]:
     """POST logs to /data/ (stored and published now); return their ids."""
     response = (session or requests).post(
         f"{server}/data/",
-        data=orjson.dumps(logs),
+        data=dumps(logs),
         headers={"Content-Type": "application/json"},
         timeout=10,
     )

@@ -6,7 +6,7 @@ import orjson
 import pytest
 from sqlalchemy import text
 
-from app.pipeline import stream
+from app.pipeline import counters, stream
 from app.pipeline.connections import redis_client
 from tasks.drain import consumer_name, drain_stream, entry_time, split_chunk
 from tests.helpers import count_logs
@@ -58,10 +58,20 @@ def test_redelivered_chunk_is_not_stored_twice(r, settings, db):
     import time
 
     time.sleep(0.2)
+    pubsub = r.pubsub()
+    pubsub.subscribe(settings.pubsub_channel)
     stats = drain_stream(claimer, "survivor", budget=0.3)
-    assert stats.stored == 0
-    assert stats.duplicates == 100
+    # Stored by the run that died, counted (and published) by the one that acks them.
+    assert stats.stored == 100
+    assert stats.duplicates == 0
+    assert counters.totals(r, settings)["drain_stored"] == 100
     assert count_logs(db) == 100
+    published = []
+    while (message := pubsub.get_message(timeout=1.0)) is not None:
+        if message["type"] == "message":
+            published += [entry["stream_id"] for entry in orjson.loads(message["data"])["logs"]]
+    pubsub.close()
+    assert sorted(published) == sorted(e.id for e in entries)
     assert stream.status(r, settings)["pending_messages"] == 0
 
 

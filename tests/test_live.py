@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -27,7 +28,8 @@ class Client:
     def _read(self) -> None:
         try:
             while frame := self.ws.recv():
-                self.messages.append(orjson.loads(frame))
+                # json, not orjson: it keeps integers beyond 64 bits exact
+                self.messages.append(json.loads(frame))
         except (websocket.WebSocketException, OSError):
             return
 

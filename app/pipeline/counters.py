@@ -23,6 +23,7 @@ COUNTERS = {
     "drain_stored": "Logs committed to PostgreSQL by the drain",
     "drain_duplicates": "Redelivered entries the drain found already stored",
     "drain_dead_letters": "Entries moved to the dead-letter stream",
+    "live_publish_failed": "Stored logs whose publish failed (read back by id; see README)",
     "live_dropped": "Logs not sent to a WebSocket client whose buffer was full",
     "retention_partitions_dropped": "Daily partitions dropped by retention (RETENTION_DAYS)",
 }

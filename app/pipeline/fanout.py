@@ -1,10 +1,12 @@
-"""Fan-out of stored logs: the drain publishes, each web process subscribes once.
+"""Fan-out of stored logs: every write path publishes after commit, each web process
+subscribes once.
 
 Pub/Sub is not durable and is not treated as such: a message is `{"logs": [...]}` for
-logs already committed to PostgreSQL, so anything missed here (a slow client, a Redis
-reconnect) can be read back from the database by id. One `Hub` per web process holds one
-Redis subscription and hands each message to its connected clients' bounded buffers;
-a full buffer drops for that client only and counts what it dropped.
+logs already committed to PostgreSQL (in their `record.to_json` form), so anything
+missed here (a slow client, a Redis reconnect) can be read back from the database by
+id. One `Hub` per web process holds one Redis subscription; each batch is filtered and
+encoded once per distinct filter and handed to the matching clients' bounded buffers; a
+full buffer drops for that client only and counts what it dropped.
 """
 
 from __future__ import annotations
@@ -13,17 +15,27 @@ import logging
 import queue
 import threading
 import time
+from collections import defaultdict
+from dataclasses import dataclass
 
-import orjson
 import redis
+from sqlalchemy.exc import SQLAlchemyError
 
-from app.pipeline import jsoncodec
+from app.pipeline import counters, jsoncodec
+from app.pipeline.connections import engine
+from app.pipeline.filters import Filters, search_messages
+from app.pipeline.record import to_json
+from config import Settings
 
 log = logging.getLogger(__name__)
 
 # Put in a client's buffer when the hub lost its subscription for a while: the client
 # must catch up from the database, since messages published meanwhile are gone.
 RESYNC = object()
+# Publishing runs under the commit-order lock: retry briefly there, so a Redis blip does
+# not let a later commit be published before this one (a gap for live clients).
+PUBLISH_ATTEMPTS = (0.05, 0.2, 0.5)
+BACKOFF_FIRST, BACKOFF_MAX = 0.25, 10.0
 
 
 def publish(r: redis.Redis, channel: str, logs: list[dict]) -> int:
@@ -33,39 +45,57 @@ def publish(r: redis.Redis, channel: str, logs: list[dict]) -> int:
     return r.publish(channel, jsoncodec.dumps({"logs": logs}))
 
 
+def publish_stored(r: redis.Redis, settings: Settings, rows: list[dict]) -> bool:
+    """Publish committed rows once, in id order, after their commit. Never raises: a
+    Redis error is retried briefly, then logged, counted and answered with False, so
+    the caller (who holds the rows' stream entries) can have them published later."""
+    if not rows:
+        return True
+    logs = [to_json(row) for row in sorted(rows, key=lambda row: row["id"])]
+    for pause in (*PUBLISH_ATTEMPTS, None):
+        try:
+            publish(r, settings.pubsub_channel, logs)
+            return True
+        except redis.RedisError as exc:
+            if pause is None:
+                log.warning("stored %s logs but could not publish them: %s", len(logs), exc)
+                counters.add(r, settings, live_publish_failed=len(logs))
+                return False
+            time.sleep(pause)
+    return False  # unreachable: the loop returns
+
+
+@dataclass(slots=True)
+class Batch:
+    """Logs for one client's filter, with their frame encoded once for every client."""
+
+    logs: list[dict]
+    frame: str
+
+
 class Subscriber:
     """One connected client's side of the hub: a bounded buffer and a drop counter."""
 
-    def __init__(self, filter, maxsize: int) -> None:
-        self.filter = filter  # has .match(log) -> bool; replaced when the client changes it
+    def __init__(self, filters: Filters, maxsize: int) -> None:
+        self.filter = filters  # replaced when the client changes it
         self.buffer: queue.Queue = queue.Queue(maxsize)
         self.dropped = 0
 
-    def offer(self, logs: list[dict]) -> None:
-        """Queue the matching logs, or count them as dropped if the buffer is full."""
-        match = self.filter.match
-        matching = [entry for entry in logs if match(entry)]
-        if not matching:
-            return
+    def offer(self, item) -> None:
+        """Queue a Batch (or RESYNC), or count it as dropped if the buffer is full."""
         try:
-            self.buffer.put_nowait(matching)
+            self.buffer.put_nowait(item)
         except queue.Full:
-            self.dropped += len(matching)
-
-    def resync(self) -> None:
-        """Tell the client's handler that it must catch up from the database."""
-        try:
-            self.buffer.put_nowait(RESYNC)
-        except queue.Full:
-            self.dropped += 1
+            self.dropped += len(item.logs) if isinstance(item, Batch) else 1
 
 
 class Hub:
-    """One Redis subscription per process, fanned out to `Subscriber`s."""
+    """One Redis subscription per process, fanned out to `Subscriber`s. Its thread
+    survives anything: a bad message is logged and skipped, a lost subscription is
+    retried with a backoff that resets once it is back, and clients are then resynced."""
 
-    def __init__(self, redis_url: str, channel: str) -> None:
-        self.redis_url = redis_url
-        self.channel = channel
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self._subscribers: set[Subscriber] = set()
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -75,8 +105,14 @@ class Hub:
     def count(self) -> int:
         return len(self._subscribers)
 
+    @property
+    def ready(self) -> bool:
+        """Is the subscription live (published logs reach the clients)?"""
+        return self._ready.is_set()
+
     def add(self, subscriber: Subscriber, timeout: float = 5.0) -> None:
-        """Register a subscriber; returns once the Redis subscription is live."""
+        """Register a subscriber; returns once the Redis subscription is live. The caller
+        removes it (in a `finally`) whether or not this raised."""
         with self._lock:
             self._subscribers.add(subscriber)
             if self._thread is None or not self._thread.is_alive():
@@ -92,41 +128,80 @@ class Hub:
             self._subscribers.discard(subscriber)
 
     def _run(self) -> None:
-        backoff = 0.5
-        first = True
+        backoff, first = BACKOFF_FIRST, True
         while True:
+            started = time.monotonic()
             try:
                 self._listen(resync=not first)
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-                log.warning("live subscription lost (%s); reconnecting in %.1fs", exc, backoff)
-                self._ready.clear()
-                first = False
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+            except (redis.RedisError, OSError) as exc:
+                log.warning("live subscription lost (%s); reconnecting in %.2fs", exc, backoff)
+            except Exception:
+                log.exception("live hub failed; restarting in %.2fs", backoff)
+            was_up = self._ready.is_set()
+            self._ready.clear()
+            first = False
+            # Back for a while before this loss: start the backoff over.
+            if was_up and time.monotonic() - started > backoff:
+                backoff = BACKOFF_FIRST
+            time.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
 
     def _listen(self, resync: bool) -> None:
         client = redis.Redis.from_url(
-            self.redis_url, protocol=2, socket_connect_timeout=2, health_check_interval=15
+            self.settings.redis_url,
+            protocol=2,
+            socket_connect_timeout=2,
+            health_check_interval=15,
+            client_name=f"{self.settings.key_prefix}:hub",  # findable in CLIENT LIST
         )
         pubsub = client.pubsub()
         try:
-            pubsub.subscribe(self.channel)
+            pubsub.subscribe(self.settings.pubsub_channel)
             # Wait for the server's confirmation: only from then on is nothing missed.
             while (pubsub.get_message(timeout=1.0) or {}).get("type") != "subscribe":
                 pass
             self._ready.set()
             if resync:
                 for sub in self._snapshot():
-                    sub.resync()
+                    sub.offer(RESYNC)
             for message in pubsub.listen():
-                if message["type"] != "message":
-                    continue
-                logs = orjson.loads(message["data"])["logs"]
-                for sub in self._snapshot():
-                    sub.offer(logs)
+                if message["type"] == "message":
+                    self._deliver(message["data"])
         finally:
             pubsub.close()
             client.close()
+
+    def _deliver(self, data: bytes) -> None:
+        try:
+            logs = jsoncodec.loads(data)["logs"]
+            if not all(isinstance(e, dict) and isinstance(e.get("id"), int) for e in logs):
+                raise ValueError("not a list of stored logs")
+            by_filter = defaultdict(list)
+            for sub in self._snapshot():
+                by_filter[sub.filter].append(sub)
+            for filters, subs in by_filter.items():
+                try:
+                    batch = self._batch(filters, logs)
+                except SQLAlchemyError as exc:  # `q` needs the database: read back later
+                    log.warning("live full-text filter failed (%s); resyncing its clients", exc)
+                    batch = RESYNC
+                if batch is not None:
+                    for sub in subs:
+                        sub.offer(batch)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("skipped a malformed message on %s: %s", self.settings.pubsub_channel, exc)
+
+    def _batch(self, filters: Filters, logs: list[dict]) -> Batch | None:
+        """The logs passing `filters`, encoded once; None when none does."""
+        matching = [entry for entry in logs if filters.match(entry)]
+        if matching and filters.q:
+            with engine(self.settings.database_read_url).connect() as conn:
+                found = search_messages(conn, filters.q, [e["message"] for e in matching])
+            matching = [entry for entry, ok in zip(matching, found, strict=True) if ok]
+        if not matching:
+            return None
+        frame = jsoncodec.dumps({"type": "logs", "logs": matching}).decode()
+        return Batch(matching, frame)
 
     def _snapshot(self) -> list[Subscriber]:
         with self._lock:

@@ -1,13 +1,15 @@
-"""JSON out: orjson for speed, the standard library where orjson refuses.
+"""JSON in and out: orjson for speed, the standard library where orjson falls short.
 
 PostgreSQL's jsonb keeps any number exactly, so a metadata value such as 1e20 comes back
 from the database as the integer 10**20, which orjson (64-bit integers only) will not
-write. Those rare values take the slower path instead of failing the request.
+write, and which it would read back as the float 1e+20. Those rare values take the
+slower path instead of failing the request or changing the record.
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 import orjson
 
@@ -18,3 +20,15 @@ def dumps(value) -> bytes:
         return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+# 19 digits or more may not fit in 64 bits (a false alarm only costs the slower path).
+_LONG_NUMBER = re.compile(rb"\d{19,}")
+
+
+def loads(data: bytes | str):
+    """Parse JSON; integers beyond 64 bits stay exact integers."""
+    raw = data.encode() if isinstance(data, str) else data
+    if _LONG_NUMBER.search(raw):
+        return json.loads(raw)
+    return orjson.loads(raw)

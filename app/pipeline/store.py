@@ -8,19 +8,18 @@ The write path is one multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING` pe
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 import psycopg2
 from psycopg2.extras import Json, execute_values
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from app.pipeline import jsoncodec
+from app.pipeline.record import STORED, logs
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ("timestamp", "level", "source", "application", "message", "metadata", "stream_id")
-RETURNED = ("id", "timestamp", "level", "source", "application", "message", "metadata", "stream_id")
 
 # One lock key for "allocating ids and publishing them": holding it from INSERT to after
 # PUBLISH makes id order, commit order and publish order the same, which is what lets a
@@ -30,7 +29,7 @@ COMMIT_ORDER_LOCK = 5_117_100
 
 _INSERT = (
     f"INSERT INTO logs ({', '.join(COLUMNS)}) VALUES %s "
-    f"ON CONFLICT (stream_id, timestamp) DO NOTHING RETURNING {', '.join(RETURNED)}"
+    f"ON CONFLICT (stream_id, timestamp) DO NOTHING RETURNING {', '.join(STORED)}"
 )
 
 
@@ -66,9 +65,24 @@ def insert_logs(conn: Connection, rows: list[dict]) -> list[dict]:
         raise DBAPIError.instance(_INSERT, None, exc, psycopg2.Error) from exc
     finally:
         cursor.close()
-    out = [dict(zip(RETURNED, row, strict=True)) for row in stored]
+    out = [dict(zip(STORED, row, strict=True)) for row in stored]
     out.sort(key=lambda r: r["id"])
     return out
+
+
+def already_stored(conn: Connection, rows: list[dict]) -> list[dict]:
+    """The stored rows with the stream ids of `rows` (redelivered entries found already
+    in the table: committed by a run that died, or could not publish, before its ack)."""
+    keyed = [r for r in rows if r.get("stream_id")]
+    if not keyed:
+        return []
+    stamps = [r["timestamp"] for r in keyed]
+    statement = select(logs).where(
+        logs.c.stream_id.in_([r["stream_id"] for r in keyed]),
+        # The bounds let the planner read only the partitions these rows went to.
+        logs.c.timestamp.between(min(stamps), max(stamps)),
+    )
+    return [dict(row) for row in conn.execute(statement).mappings()]
 
 
 def lock_commit_order(conn: Connection) -> None:
@@ -81,22 +95,12 @@ def unlock_commit_order(conn: Connection) -> None:
     conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": COMMIT_ORDER_LOCK})
 
 
-def serialize(row: dict) -> dict:
-    """A stored row as plain JSON types (what the API returns and pub/sub carries)."""
-    out = dict(row)
-    for key in ("timestamp", "created_at"):
-        value = out.get(key)
-        if isinstance(value, datetime):
-            out[key] = value.isoformat()
-    return out
-
-
 def write_in_commit_order(
     conn: Connection, rows: list[dict], after_commit, insert=insert_logs
 ) -> list[dict]:
     """Insert (with `insert(conn, rows)`) and commit `rows`, then call
-    `after_commit(stored)`, all under the commit-order lock; return the stored rows.
-    Rolls back and re-raises on failure."""
+    `after_commit(stored)` (the publish: `app.pipeline.fanout.publish_stored`), all under
+    the commit-order lock; return the stored rows. Rolls back and re-raises on failure."""
     lock_commit_order(conn)
     try:
         stored = insert(conn, rows)

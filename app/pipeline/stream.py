@@ -43,6 +43,21 @@ return ids
 """
 
 
+# Ack entries one by one and count as stored those this call settled (XACK 1): an
+# entry another consumer acked meanwhile was counted there. KEYS[1] stream, KEYS[2] the
+# counters hash; ARGV[1] group, then the ids. Returns how many were counted.
+_ACK_COUNTING = """
+local n = 0
+for i = 2, #ARGV do
+  n = n + redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+end
+if n > 0 then
+  redis.call('HINCRBY', KEYS[2], 'drain_stored', n)
+end
+return n
+"""
+
+
 class QueueFull(Exception):
     """The stream holds `length` entries not yet stored, at or beyond its cap."""
 
@@ -162,12 +177,14 @@ def acknowledge(
     settings: Settings,
     ids: list[str],
     dead: list[tuple[Entry, str]],
+    recovered: list[str] = (),
     **counts: int,
-) -> None:
+) -> int:
     """Dead-letter the failed entries, ack every id and add `counts` to the shared
-    counters, in one MULTI transaction."""
-    if not ids and not dead:
-        return
+    counters, in one MULTI transaction. `recovered` ids (found already stored) are
+    counted as stored only where this ack is the one that settles them; return how many."""
+    if not ids and not dead and not recovered:
+        return 0
     pipe = r.pipeline(transaction=True)
     counters.count(pipe, settings, **counts)
     for entry, reason in dead:
@@ -183,8 +200,15 @@ def acknowledge(
             approximate=True,
         )
     all_ids = ids + [e.id for e, _ in dead]
-    pipe.xack(settings.stream_name, settings.consumer_group, *all_ids)
-    pipe.execute()
+    if all_ids:
+        pipe.xack(settings.stream_name, settings.consumer_group, *all_ids)
+    if recovered:
+        keys = [settings.stream_name, counters.key(settings)]
+        r.register_script(_ACK_COUNTING)(
+            keys=keys, args=[settings.consumer_group, *recovered], client=pipe
+        )
+    replies = pipe.execute()
+    return int(replies[-1]) if recovered else 0
 
 
 def trim_acked(r: redis.Redis, settings: Settings) -> int:

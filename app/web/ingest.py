@@ -13,8 +13,8 @@ import logging
 from datetime import UTC, datetime
 
 import orjson
-import redis
-from flask import Blueprint, current_app, jsonify, request
+from flask import current_app, jsonify, request
+from flask_smorest import Blueprint
 
 from app.pipeline import counters, fanout, intake, store
 from app.pipeline.connections import engine, redis_client
@@ -23,9 +23,27 @@ from app.pipeline.record import (
     raw_to_data,
 )
 from app.web.errors import APIError
+from app.web.openapi import FORMAT_PARAMETER, Queued, Stored, errors
 
 log = logging.getLogger(__name__)
-bp = Blueprint("ingest", __name__)
+bp = Blueprint("ingest", __name__, description="Send logs.")
+INGEST_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "oneOf": [
+                    {"$ref": "#/components/schemas/LogIn"},
+                    {"type": "array", "items": {"$ref": "#/components/schemas/LogIn"}},
+                ]
+            }
+        },
+        "application/x-ndjson": {"schema": {"type": "string"}},
+        "text/plain": {"schema": {"type": "string", "description": "One log per line."}},
+    },
+    "description": "A log, an array of logs, NDJSON, or raw lines (text/plain, parsed by "
+    "detected format unless `format` is given).",
+}
 
 JSON_TYPES = {"application/json", ""}
 NDJSON_TYPES = {
@@ -110,6 +128,9 @@ def _queue_full(exc: intake.QueueFull) -> APIError:
 
 
 @bp.post("/data/fast")
+@bp.doc(parameters=[FORMAT_PARAMETER], requestBody=INGEST_BODY)
+@bp.response(202, Queued, description="Queued.")
+@errors(bp, 400, 413, 415, 422, 429, 503)
 def ingest_fast():
     """Validate cheaply, append to the stream, answer 202 with the stream ids."""
     settings = _settings()
@@ -129,6 +150,9 @@ def ingest_fast():
 
 
 @bp.post("/data/")
+@bp.doc(parameters=[FORMAT_PARAMETER], requestBody=INGEST_BODY)
+@bp.response(201, Stored, description="Stored.")
+@errors(bp, 400, 413, 415, 422, 503)
 def ingest_sync():
     """Validate, store and publish now; answer 201 with the database ids."""
     settings = _settings()
@@ -148,10 +172,7 @@ def ingest_sync():
     def publish(stored: list[dict]) -> None:
         # Committed is committed: a Redis hiccup must not turn a stored log into a 503
         # that the client would retry (and store twice). Live viewers catch up by id.
-        try:
-            fanout.publish(r, settings.pubsub_channel, [store.serialize(s) for s in stored])
-        except redis.RedisError as exc:
-            log.warning("stored %s logs but could not publish them: %s", len(stored), exc)
+        fanout.publish_stored(r, settings, stored)
 
     with engine(settings.database_url).connect() as conn:
         stored = store.write_in_commit_order(conn, rows, publish)

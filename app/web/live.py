@@ -6,13 +6,16 @@ Server -> client messages (JSON text frames):
     {"type": "filters", "filters": {...}}   the filters now in force
     {"type": "ping"}                        heartbeat when idle (WS_PING_INTERVAL)
     {"type": "error", "error": "...", "fields": {...}}
+    {"type": "stalled"}                     the live subscription is down; logs will follow
+    {"type": "resync"}                      it is back; what was missed follows from the database
 Client -> server: {"type": "filter", "level": [...], "min_level": "WARN", "source": ...,
-"application": ..., "contains": ...} replaces the filters.
+"application": ..., "q": ..., "contains": ..., "meta.key": ...} replaces the filters: the
+query API's filters without the time window (`app.pipeline.filters`).
 
 Resume: connect with `?after=<id>`. The client is subscribed first, then everything
 stored with a larger id is read from PostgreSQL in id order, then the live stream
 continues, skipping ids already sent. Ids are allocated, committed and published in one
-order (the commit-order lock in `app.store`), so this has no gap and no duplicate.
+order (the commit-order lock in `app.pipeline.store`), so this has no gap and no duplicate.
 """
 
 from __future__ import annotations
@@ -25,23 +28,26 @@ import threading
 import time
 
 import orjson
-from flask import Blueprint, current_app, request
+from flask import current_app, request
+from flask_smorest import Blueprint
 from marshmallow import ValidationError
 from simple_websocket import ConnectionClosed
-from sqlalchemy import column, func, select, table
+from sqlalchemy import func, select
 
 from app.extensions import sock
-from app.pipeline import counters, jsoncodec, store
+from app.pipeline import counters, jsoncodec
 from app.pipeline.connections import engine, redis_client
-from app.pipeline.fanout import RESYNC, Hub, Subscriber
-from app.pipeline.filters import LiveFilter, LiveFilterSchema
+from app.pipeline.fanout import RESYNC, Batch, Hub, Subscriber
+from app.pipeline.filters import Filters, LiveFilterSchema
+from app.pipeline.record import logs, to_json
+from app.web.openapi import errors
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("live", __name__)
+bp = Blueprint("live", __name__, description="Watch logs live (WebSocket).")
+
 
 CATCH_UP_PAGE = 500
-_logs = table("logs", *(column(c) for c in store.RETURNED))
 _filters = LiveFilterSchema()
 
 
@@ -93,7 +99,7 @@ def live_state(app) -> tuple[Hub, ConnectionCount]:
     settings = app.extensions["sluice"]
     if "live" not in app.extensions:
         app.extensions["live"] = (
-            Hub(settings.redis_url, settings.pubsub_channel),
+            Hub(settings),
             ConnectionCount(settings.redis_url, settings.key_prefix),
         )
     return app.extensions["live"]
@@ -103,19 +109,19 @@ def _send(ws, message: dict) -> None:
     ws.send(jsoncodec.dumps(message).decode())
 
 
-def catch_up(ws, settings, flt: LiveFilter, after: int) -> int:
+def catch_up(ws, settings, flt: Filters, after: int) -> int:
     """Send every stored log with id > after that passes `flt`; return the last id sent."""
     last = after
     eng = engine(settings.database_read_url)
     while True:
         query = (
-            select(_logs)
-            .where(_logs.c.id > last, flt.where())
-            .order_by(_logs.c.id)
+            select(logs)
+            .where(logs.c.id > last, flt.where())
+            .order_by(logs.c.id)
             .limit(CATCH_UP_PAGE)
         )
         with eng.connect() as conn:
-            rows = [store.serialize(dict(r._mapping)) for r in conn.execute(query)]
+            rows = [to_json(row) for row in conn.execute(query).mappings()]
         if rows:
             _send(ws, {"type": "logs", "logs": rows})
             last = rows[-1]["id"]
@@ -134,7 +140,7 @@ def _read_client(ws, sub: Subscriber, changed: queue.Queue) -> None:
             message = orjson.loads(raw)
             if not isinstance(message, dict) or message.get("type") != "filter":
                 raise ValidationError('Send {"type": "filter", ...}.', field_name="type")
-            flt = _filters.load(message)
+            flt = _filters.load(LiveFilterSchema.from_message(message))
         except (orjson.JSONDecodeError, ValidationError) as exc:
             fields = getattr(exc, "messages", {"_schema": [str(exc)]})
             changed.put({"type": "error", "error": "invalid_filter", "fields": fields})
@@ -144,30 +150,41 @@ def _read_client(ws, sub: Subscriber, changed: queue.Queue) -> None:
 
 
 @sock.route("/ws/logs", bp=bp)
+@bp.doc(
+    summary="Stored logs, live, filtered (the protocol is in this description's text).",
+    parameters=[
+        {"in": "query", "schema": LiveFilterSchema},
+        {"in": "query", "name": "after", "schema": {"type": "integer", "minimum": 0}},
+    ],
+    responses={"101": {"description": "Switching to the WebSocket protocol."}},
+)
+@errors(bp, 400)  # werkzeug's answer to a plain GET of a WebSocket route
 def logs_socket(ws):
     """Stream stored logs to one client (see the module docstring for the protocol)."""
     app = current_app._get_current_object()
     settings = app.extensions["sluice"]
     try:
-        flt = _filters.load_args(request.args)
+        args = {k: v for k, v in request.args.lists() if k != "after"}
+        flt = _filters.load(args)
         after = request.args.get("after", type=int)
     except ValidationError as exc:
         _send(ws, {"type": "error", "error": "invalid_filter", "fields": exc.messages})
         return
     hub, count = live_state(app)
     sub = Subscriber(flt, settings.ws_buffer)
-    hub.add(sub)
     count.change(+1)
-    notices: queue.Queue = queue.Queue()
-    threading.Thread(target=_read_client, args=(ws, sub, notices), daemon=True).start()
     try:
+        # Registered inside the try: a handshake that fails half-way leaves nothing behind.
+        hub.add(sub)
+        notices: queue.Queue = queue.Queue()
+        threading.Thread(target=_read_client, args=(ws, sub, notices), daemon=True).start()
         # Read where "now" is before confirming: a log committed after the client hears
         # `filters` must have a larger id, or the pump would skip it as already sent.
         last = latest_id(settings) if after is None else None
         _send(ws, {"type": "filters", "filters": flt.as_dict()})
         if after is not None:
             last = catch_up(ws, settings, flt, after)
-        _pump(ws, settings, sub, notices, last, count)
+        _pump(ws, settings, hub, sub, notices, last, count)
     except ConnectionClosed:
         pass
     finally:
@@ -178,12 +195,10 @@ def logs_socket(ws):
 def latest_id(settings) -> int:
     """The largest stored id: where a client that asked for no history starts."""
     with engine(settings.database_read_url).connect() as conn:
-        return conn.execute(select(func.coalesce(func.max(_logs.c.id), 0))).scalar_one()
+        return conn.execute(select(func.coalesce(func.max(logs.c.id), 0))).scalar_one()
 
 
-def _pump(
-    ws, settings, sub: Subscriber, notices: queue.Queue, last: int, count: ConnectionCount
-) -> None:
+def _pump(ws, settings, hub: Hub, sub: Subscriber, notices: queue.Queue, last: int, count) -> None:
     """Forward the client's buffer to it until the connection closes."""
     idle_since = time.monotonic()
     while ws.connected:
@@ -199,13 +214,16 @@ def _pump(
             _send(ws, {"type": "dropped", "count": dropped})
             counters.add(redis_client(settings.redis_url), settings, live_dropped=dropped)
         if item is RESYNC:
+            _send(ws, {"type": "resync"})
             last = catch_up(ws, settings, sub.filter, last)
             continue
-        fresh = [entry for entry in item or () if entry["id"] > last]
-        if fresh:
-            _send(ws, {"type": "logs", "logs": fresh})
-            last = fresh[-1]["id"]
+        if isinstance(item, Batch) and item.logs[-1]["id"] > last:
+            if item.logs[0]["id"] > last:  # the usual case: the frame encoded once for all
+                ws.send(item.frame)
+            else:
+                _send(ws, {"type": "logs", "logs": [e for e in item.logs if e["id"] > last]})
+            last = item.logs[-1]["id"]
             idle_since = time.monotonic()
         elif time.monotonic() - idle_since >= settings.ws_ping_interval:
-            _send(ws, {"type": "ping"})
+            _send(ws, {"type": "ping" if hub.ready else "stalled"})
             idle_since = time.monotonic()

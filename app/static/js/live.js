@@ -1,4 +1,4 @@
-// The live tail: /ws/logs (protocol in app/live.py), rendered newest-last like `tail -f`.
+// The live tail: /ws/logs (protocol in app/web/live.py), rendered newest-last like `tail -f`.
 //
 // Nothing is missed across a reconnect: the client remembers the largest id it has seen
 // and reconnects with ?after=<that id>; the server sends what was stored since, then
@@ -105,6 +105,8 @@ export class LiveTail {
     else if (message.type === "filters") this.onFiltersConfirmed(message.filters || {});
     else if (message.type === "dropped") this.noteDropped(message.count || 0);
     else if (message.type === "error") this.onServerError(message);
+    else if (message.type === "stalled") this.setState("connecting");
+    else if (message.type === "resync") this.setState(this.paused ? "paused" : "live");
   }
 
   onFiltersConfirmed(confirmed) {
@@ -295,15 +297,16 @@ export class LiveTail {
   }
 }
 
-/** Do the server's confirmed filters (LiveFilter.as_dict) equal these form filters? */
+/** Do the server's confirmed filters (Filters.as_dict) equal these form filters? */
 function sameFilters(confirmed, filters) {
   let levels = filters.level ?? null;
   if (filters.min_level) levels = LEVELS.slice(LEVELS.indexOf(filters.min_level));
   if (levels) levels = LEVELS.filter((level) => levels.includes(level));
+  const one = (values) => (values?.length === 1 ? values[0] : (values ?? undefined));
   return (
     JSON.stringify(confirmed.level ?? null) === JSON.stringify(levels) &&
-    (confirmed.source ?? undefined) === filters.source &&
-    (confirmed.application ?? undefined) === filters.application &&
+    one(confirmed.source) === filters.source &&
+    one(confirmed.application) === filters.application &&
     (confirmed.contains ?? undefined) === filters.contains
   );
 }
