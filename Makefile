@@ -11,8 +11,8 @@ STAMP := $(VENV)/.installed
 run: $(STAMP)
 	$(PY) -m scripts.devstack run
 
-## test: set everything up and run the whole test suite against real PostgreSQL and Redis
-test: $(STAMP) browser
+## test: set everything up, check the layers (lint), run the whole suite against real PostgreSQL and Redis
+test: $(STAMP) browser lint
 	$(PY) -m scripts.devstack test $(PYTEST_ARGS)
 
 # The venv is rebuilt only when a requirements file changes.
@@ -28,8 +28,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 browser:
 	@command -v chromium >/dev/null || scripts/install-chromium.sh
 
+## lint: ruff, and the import-linter contracts of pyproject.toml (the layers of docs/architecture.md)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .

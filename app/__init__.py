@@ -26,24 +26,28 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     app.extensions["sluice"] = settings
 
     from app.extensions import sock
+    from app.web import openapi
     from app.web.errors import register_error_handlers
 
-    register_error_handlers(app)
+    openapi.configure(app, __version__)
+    # One Api per app, unlike `sock`: flask-smorest keeps the app's spec in it, and tests
+    # build many apps.
+    api = openapi.SluiceApi(app)
     sock.init_app(app)
-
-    from app.web import ingest, live, metrics, openapi, parse, query, status, ui
-
-    app.register_blueprint(ingest.bp)
-    app.register_blueprint(parse.bp)
-    app.register_blueprint(status.bp)
-    app.register_blueprint(live.bp)
-    app.register_blueprint(ui.bp)
-    app.register_blueprint(query.bp)
-    app.register_blueprint(openapi.bp)
-    app.register_blueprint(metrics.bp)
+    openapi.register_components(api, app)
+    for bp in blueprints():
+        api.register_blueprint(bp)
+    register_error_handlers(app)  # after the Api's: Sluice's error shape wins
 
     register_custom_parsers(settings)
     return app
+
+
+def blueprints() -> list:
+    """Every HTTP face, in the order its routes are registered."""
+    from app.web import ingest, live, metrics, parse, query, status, ui
+
+    return [ingest.bp, parse.bp, status.bp, live.bp, ui.bp, query.bp, metrics.bp]
 
 
 def register_custom_parsers(settings: Settings) -> list[str]:

@@ -6,7 +6,7 @@
 
 A template database at revision 0001 is preloaded with realistic logs (COPY); for each
 round and each index set, a copy of it is made (CREATE DATABASE ... TEMPLATE), the set's
-indexes are built, and rows go in through the drain's write path (`app.store.insert_logs`
+indexes are built, and rows go in through the drain's write path (`app.pipeline.store.insert_logs`
 in `write_in_commit_order`, 100 rows per transaction). Rounds interleave the sets so
 machine noise spreads evenly; the median of the rounds is reported, with its ratio to the
 0001 baseline measured in the same run. Every database made here is dropped at the end.

@@ -173,7 +173,7 @@ class LogMaker:
         return out
 
     def rows(self, count: int, start: datetime, end: datetime) -> list[dict]:
-        """`count` rows as `app.store.insert_logs` takes them, spread over [start, end)."""
+        """`count` rows as `app.pipeline.store.insert_logs` takes them, spread over [start, end)."""
         step = (end - start) / count
         stamp = int(start.timestamp() * 1000)
         return [

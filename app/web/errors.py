@@ -65,6 +65,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
+        messages = getattr(exc, "data", {}).get("messages")
+        if messages:  # flask-smorest's arguments (webargs): {location: {field: problems}}
+            return _validation_error(ValidationError(_by_field(messages)))
         _log(exc.code or 500, exc.description or "")
         response = error_response(exc.code or 500, _code_for(exc), exc.description or "")
         if exc.code == 405 and exc.valid_methods:
@@ -75,6 +78,13 @@ def register_error_handlers(app: Flask) -> None:
     def _unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "Something went wrong on our side.")
+
+
+def _by_field(messages: dict) -> dict:
+    out = {}
+    for problems in messages.values():
+        out.update(problems if isinstance(problems, dict) else {"_schema": problems})
+    return out
 
 
 def _log(status: int, message: str) -> None:

@@ -3,16 +3,18 @@ Redis at scrape time, in Prometheus' text format."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
+from flask import Response, current_app
+from flask_smorest import Blueprint
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from app.pipeline import stream
 from app.pipeline.connections import redis_client
 from app.pipeline.counters import COUNTERS, totals
+from app.web.openapi import errors
 from config import Settings
 
-bp = Blueprint("metrics", __name__)
+bp = Blueprint("metrics", __name__, description="Prometheus metrics.")
 
 
 class _Collector:
@@ -40,6 +42,8 @@ class _Collector:
 
 
 @bp.get("/metrics")
+@bp.response(200, content_type="text/plain", description="Prometheus text format.")
+@errors(bp, 503)
 def metrics():
     """Prometheus text exposition of the shared counters and the queue gauges."""
     registry = CollectorRegistry(auto_describe=False)

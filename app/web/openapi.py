@@ -1,34 +1,14 @@
-"""`GET /openapi.json`: the whole HTTP API in OpenAPI 3, built with apispec from the
-marshmallow schemas the endpoints validate with (query parameters, the log body) plus a
-few schemas here that only describe answers. The WebSocket is described in text."""
+"""The API's description: `GET /openapi.json` is built by flask-smorest from what each
+route declares where it is defined (its arguments, body and answers). This module holds
+only what many routes share: the description's text, the error shape, the answers that
+no schema of the pipeline describes, and `errors()` to declare a route's error answers."""
 
 from __future__ import annotations
 
-from functools import cache
-
-import orjson
-from apispec import APISpec
-from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Blueprint, Response
+from flask_smorest import Api
 from marshmallow import INCLUDE, Schema, fields
 
-from app import __version__
-from app.pipeline.record import Level, LogSchema, Timestamp
-from app.web.parse import ParseRequest
-from app.web.query_schemas import (
-    MAX_LIMIT,
-    Cursor,
-    ExportSchema,
-    ListSchema,
-    LogOut,
-    LogPage,
-    MetaFilters,
-    Moment,
-    Stats,
-    StatsSchema,
-)
-
-bp = Blueprint("openapi", __name__)
+from app.web.query_schemas import MAX_LIMIT
 
 DESCRIPTION = f"""Sluice stores logs and lets you search, count, export and watch them live.
 
@@ -125,191 +105,53 @@ class QueueStatus(Open):
     dead_letters = fields.Integer(required=True)
 
 
-def _json(schema: str, description: str) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _errors(*statuses: int) -> dict:
-    reasons = {
-        400: "Invalid parameters or body; `fields` names each.",
-        404: "Not found.",
-        413: "Too large.",
-        415: "Unsupported Content-Type.",
-        422: "Nothing in the body was valid; `rejected` lists why per item.",
-        429: "The queue is full; retry after `Retry-After` seconds.",
-        503: "A dependency (PostgreSQL, Redis) is down; retry after `Retry-After` seconds.",
-    }
-    return {str(s): _json("Error", reasons[s]) for s in statuses}
-
-
-def _query(schema: Schema) -> list[dict]:
-    return [{"in": "query", "schema": schema}]
-
-
-def _ingest_body() -> dict:
-    return {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {"oneOf": [{"$ref": "#/components/schemas/LogIn"}, _log_array()]}
-            },
-            "text/plain": {"schema": {"type": "string", "description": "One log per line."}},
-        },
-        "description": "A log, an array of logs, NDJSON (application/x-ndjson), or raw lines "
-        "(text/plain, parsed by detected format unless `format` is given).",
-    }
-
-
-def _log_array() -> dict:
-    return {"type": "array", "items": {"$ref": "#/components/schemas/LogIn"}}
-
-
-_FORMAT = {
-    "in": "query",
-    "name": "format",
-    "schema": {"type": "string"},
-    "description": "For text/plain bodies: parse every line as this format (GET /parse/formats).",
+REASONS = {
+    400: "Invalid parameters or body; `fields` names each.",
+    404: "Not found.",
+    413: "Too large.",
+    415: "Unsupported Content-Type.",
+    422: "Nothing in the body was valid; `rejected` lists why per item.",
+    429: "The queue is full; retry after `Retry-After` seconds.",
+    503: "A dependency (PostgreSQL, Redis) is down; retry after `Retry-After` seconds.",
 }
 
 
-def _paths(spec: APISpec) -> None:
-    filters = {"exclude": ("meta",)}
-    spec.path(
-        path="/logs",
-        operations={
-            "get": {
-                "summary": "Logs matching the filters, a page at a time (newest first).",
-                "parameters": _query(ListSchema(**filters)),
-                "responses": {"200": _json("LogPage", "A page."), **_errors(400, 503)},
-            }
-        },
-    )
-    spec.path(
-        path="/logs/{log_id}",
-        operations={
-            "get": {
-                "summary": "One log.",
-                "parameters": [
-                    {
-                        "in": "path",
-                        "name": "log_id",
-                        "required": True,
-                        "schema": {"type": "integer", "minimum": 0},
-                    }
-                ],
-                "responses": {"200": _json("LogOut", "The log."), **_errors(404, 503)},
-            }
-        },
-    )
-    spec.path(
-        path="/logs/stats",
-        operations={
-            "get": {
-                "summary": "Counts per time bucket and level, and the top sources/applications.",
-                "parameters": _query(StatsSchema(**filters)),
-                "responses": {"200": _json("Stats", "The counts."), **_errors(400, 503)},
-            }
-        },
-    )
-    spec.path(
-        path="/logs/export",
-        operations={
-            "get": {
-                "summary": "Every log matching the filters, as NDJSON, streamed.",
-                "parameters": _query(ExportSchema(**filters)),
-                "responses": {
-                    "200": {
-                        "description": "One JSON log per line.",
-                        "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
-                    },
-                    **_errors(400, 503),
-                },
-            }
-        },
-    )
-    _ingest_paths(spec)
-    _other_paths(spec)
+class SluiceApi(Api):
+    """flask-smorest's Api with Sluice's one error shape and no generic error answer."""
+
+    ERROR_SCHEMA = Error
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
 
-def _ingest_paths(spec: APISpec) -> None:
-    spec.path(
-        path="/data/fast",
-        operations={
-            "post": {
-                "summary": "Validate and queue logs; stored within seconds (202).",
-                "parameters": [_FORMAT],
-                "requestBody": _ingest_body(),
-                "responses": {
-                    "202": _json("Queued", "Queued."),
-                    **_errors(400, 413, 415, 422, 429, 503),
-                },
-            }
-        },
-    )
-    spec.path(
-        path="/data/",
-        operations={
-            "post": {
-                "summary": "Validate and store logs now (201).",
-                "parameters": [_FORMAT],
-                "requestBody": _ingest_body(),
-                "responses": {
-                    "201": _json("Stored", "Stored."),
-                    **_errors(400, 413, 415, 422, 503),
-                },
-            }
-        },
-    )
-    spec.path(
-        path="/parse/auto",
-        operations={
-            "post": {
-                "summary": "Detect the format of raw lines and parse them; nothing is stored.",
-                "parameters": [_FORMAT],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {"schema": "ParseRequest"},
-                        "text/plain": {"schema": {"type": "string"}},
-                    },
-                },
-                "responses": {
-                    "200": _json("Parsed", "One result per line."),
-                    **_errors(400, 413, 422),
-                },
-            }
-        },
+def configure(app, version: str) -> None:
+    """The description's settings (served at /openapi.json, no UI pages)."""
+    app.config.update(
+        API_TITLE="Sluice",
+        API_VERSION=version,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={"info": {"description": DESCRIPTION}},
     )
 
 
-def _other_paths(spec: APISpec) -> None:
-    simple = {
-        "/parse/formats": ("Formats", "The formats Sluice detects.", ()),
-        "/health": ("Health", "200 when PostgreSQL and Redis answer.", ()),
-        "/queue/status": ("QueueStatus", "Queue length, lag, pending, dead letters.", (503,)),
-    }
-    for path, (schema, summary, errors) in simple.items():
-        responses = {"200": _json(schema, summary), **_errors(*errors)}
-        if path == "/health":
-            responses["503"] = _json("Health", "A dependency is down (same body).")
-        spec.path(path=path, operations={"get": {"summary": summary, "responses": responses}})
-    spec.path(
-        path="/metrics",
+def register_components(api: Api, app) -> None:
+    """Schemas the routes refer to by name, and Sluice's own fields as strings."""
+    from app.pipeline.filters import MetaFilters, Moment
+    from app.pipeline.record import Level, LogSchema, Timestamp
+    from app.web.parse import ParseRequest
+    from app.web.query_schemas import Cursor
+
+    for field_class in (Level, Timestamp, Moment, Cursor, MetaFilters):
+        api.register_field(field_class, "string", None)
+    api.spec.components.schema("LogIn", schema=LogSchema)
+    api.spec.components.schema("ParseRequest", schema=ParseRequest)
+    rule = next(r for r in app.url_map.iter_rules() if r.rule == "/openapi.json")
+    api.spec.path(  # served by flask-smorest itself, outside every blueprint
+        rule=rule,
         operations={
             "get": {
-                "summary": "Counters and queue gauges in Prometheus' text format.",
-                "responses": {
-                    "200": {"description": "", "content": {"text/plain": {"schema": {}}}},
-                    **_errors(503),
-                },
-            }
-        },
-    )
-    spec.path(
-        path="/openapi.json",
-        operations={
-            "get": {
-                "summary": "This description.",
+                "summary": "This description (OpenAPI 3).",
                 "responses": {
                     "200": {
                         "description": "OpenAPI 3.",
@@ -321,40 +163,20 @@ def _other_paths(spec: APISpec) -> None:
     )
 
 
-@cache
-def build_spec() -> bytes:
-    """The OpenAPI document as JSON bytes (built once per process: it never changes)."""
-    plugin = MarshmallowPlugin()
-    spec = APISpec(
-        title="Sluice",
-        version=__version__,
-        openapi_version="3.0.3",
-        plugins=[plugin],
-        info={"description": DESCRIPTION},
-    )
-    for field_class in (Level, Timestamp, Moment, Cursor, MetaFilters):
-        plugin.map_to_openapi_type(field_class, "string", None)
-    named = {
-        "LogIn": LogSchema,
-        "LogOut": LogOut,
-        "LogPage": LogPage,
-        "Stats": Stats,
-        "Error": Error,
-        "Queued": Queued,
-        "Stored": Stored,
-        "ParseRequest": ParseRequest,
-        "Parsed": Parsed,
-        "Formats": Formats,
-        "Health": Health,
-        "QueueStatus": QueueStatus,
-    }
-    for name, schema in named.items():
-        spec.components.schema(name, schema=schema)
-    _paths(spec)
-    return orjson.dumps(spec.to_dict())
+def errors(bp, *statuses: int):
+    """Declare a route's error answers (all in the one error shape)."""
+
+    def decorator(func):
+        for status in statuses:
+            func = bp.alt_response(status, schema=Error, description=REASONS[status])(func)
+        return func
+
+    return decorator
 
 
-@bp.get("/openapi.json")
-def openapi_json():
-    """The OpenAPI description of this API."""
-    return Response(build_spec(), mimetype="application/json")
+FORMAT_PARAMETER = {
+    "in": "query",
+    "name": "format",
+    "schema": {"type": "string"},
+    "description": "For text/plain bodies: parse every line as this format (GET /parse/formats).",
+}

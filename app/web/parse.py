@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import jsonify, request
+from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.pipeline.record import known_format
 from app.web.errors import APIError
+from app.web.openapi import FORMAT_PARAMETER, Formats, Parsed, errors
 from parsers import detect_format, get_factory, parse_line
 
-bp = Blueprint("parse", __name__, url_prefix="/parse")
+bp = Blueprint("parse", __name__, url_prefix="/parse", description="Try the parsers.")
 
 MAX_LINES = 1000
 
@@ -36,6 +38,18 @@ def _as_json(fmt: str, parsed) -> dict:
 
 
 @bp.post("/auto")
+@bp.doc(
+    parameters=[FORMAT_PARAMETER],
+    requestBody={
+        "required": True,
+        "content": {
+            "application/json": {"schema": "ParseRequest"},
+            "text/plain": {"schema": {"type": "string"}},
+        },
+    },
+)
+@bp.response(200, Parsed, description="One result per line.")
+@errors(bp, 400, 413, 422)
 def parse_auto():
     """Detect and parse each line; 422 (with the reason per line) when none is recognised."""
     if request.mimetype == "text/plain":
@@ -67,6 +81,7 @@ def parse_auto():
 
 
 @bp.get("/formats")
+@bp.response(200, Formats, description="The formats Sluice detects.")
 def formats():
     """Every format Sluice detects, with an example line."""
     return jsonify(formats=get_factory().formats())

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import redis
-from flask import Blueprint, current_app, jsonify
+from flask import current_app, jsonify
+from flask_smorest import Blueprint
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -11,8 +12,9 @@ from app import __version__
 from app.pipeline import stream
 from app.pipeline.connections import engine, redis_client
 from app.web.live import live_state
+from app.web.openapi import Health, QueueStatus, errors
 
-bp = Blueprint("status", __name__)
+bp = Blueprint("status", __name__, description="Is Sluice well.")
 
 
 def _check_redis(settings) -> str:
@@ -33,6 +35,8 @@ def _check_database(settings) -> str:
 
 
 @bp.get("/health")
+@bp.response(200, Health, description="PostgreSQL and Redis answer.")
+@bp.alt_response(503, schema=Health, description="A dependency is down (same body).")
 def health():
     """200 when Redis and PostgreSQL answer, 503 (with the same body) when either is down."""
     settings = current_app.extensions["sluice"]
@@ -51,6 +55,8 @@ def health():
 
 
 @bp.get("/queue/status")
+@bp.response(200, QueueStatus, description="Queue length, lag, pending, dead letters.")
+@errors(bp, 503)
 def queue_status():
     """Stream length, pending (delivered, not acked), lag (not delivered), dead letters."""
     settings = current_app.extensions["sluice"]

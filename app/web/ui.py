@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Response, current_app, render_template, request
+from flask_smorest import Blueprint
 
-bp = Blueprint("ui", __name__)
+bp = Blueprint("ui", __name__, description="The web UI.")
 
 # A Host header is client-supplied: only a plain host[:port] goes into the policy or a link.
 _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
@@ -46,6 +47,7 @@ def flower_url(host: str | None, port: int) -> str | None:
 
 
 @bp.get("/")
+@bp.response(200, content_type="text/html", description="The page.")
 def index():
     """The UI's single page."""
     settings = current_app.extensions["sluice"]
@@ -56,10 +58,11 @@ def index():
         flower_url=flower_url(host, settings.flower_port),
         has_openapi="/openapi.json" in rules,
     )
-    return (
+    # A Response, so the documented answer (`bp.response`) passes it through as it is.
+    return Response(
         html,
-        200,
-        {
+        mimetype="text/html",
+        headers={
             "Content-Security-Policy": content_security_policy(host),
             "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer",

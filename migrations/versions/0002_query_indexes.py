@@ -10,7 +10,7 @@ bench/query.py at 10M logs). In short:
   pages use it as before, and /logs/stats becomes index-only scans (histogram 24 h:
   ~150 ms instead of ~300), for the ingest cost of the index it replaces;
 - GIN on to_tsvector('simple', message) for `q`: without it a rare word over 24 h reads
-  every row of the window (1.5-3 s); app/query.py uses the same expression;
+  every row of the window (1.5-3 s); app/pipeline/filters.py uses the same expression;
 - GIN (metadata jsonb_path_ops) for `meta.*` (containment): without it a rare value
   takes ~0.4 s over 24 h and 5-25 s over 14 days; with it a few ms.
 Measured and left out: btrees on level/source/application (a time-bounded page is fast
