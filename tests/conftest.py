@@ -139,3 +139,22 @@ def live_server(app):
     thread.start()
     yield f"127.0.0.1:{srv.server_port}"
     srv.shutdown()
+
+
+@pytest.fixture
+def connect(live_server):
+    """Open WebSocket clients on /ws/logs (each subscribed before it is returned)."""
+    from tests.helpers import wait_for
+    from tests.test_live import Client
+
+    clients = []
+
+    def _connect(query: str = "") -> Client:
+        client = Client(f"ws://{live_server}/ws/logs{query}")
+        wait_for(lambda: client.of_type("filters"))
+        clients.append(client)
+        return client
+
+    yield _connect
+    for c in clients:
+        c.close()

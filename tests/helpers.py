@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit
 
 import requests
 from sqlalchemy import text
@@ -38,3 +39,18 @@ def post(server: str, logs: list[dict], session=None) -> list[int]:
     )
     assert response.status_code == 201, response.text
     return response.json()["ids"]
+
+
+def redis_url_without(r, settings, name: str, command: str) -> str:
+    """A Redis URL for a new ACL user `name` allowed everything but `command` (a real
+    refusal from the real server, for fault tests); `drop_user(r, name)` removes it."""
+    r.acl_setuser(
+        name,
+        enabled=True,
+        nopass=True,
+        keys=["*"],
+        channels=["*"],
+        commands=["+@all", f"-{command}"],
+    )
+    parts = urlsplit(settings.redis_url)
+    return parts._replace(netloc=f"{name}:x@{parts.hostname}:{parts.port or 6379}").geturl()

@@ -5,38 +5,21 @@ from __future__ import annotations
 
 import threading
 import time
-from urllib.parse import urlsplit
 
-import pytest
 from werkzeug.serving import make_server
 
 from app import create_app
 from app.web.live import live_state
-from tests.helpers import post, wait_for
+from tests.helpers import post, redis_url_without, wait_for
 from tests.test_live import Client
-
-
-@pytest.fixture
-def watch(live_server):
-    clients = []
-
-    def _watch(query: str = "") -> Client:
-        c = Client(f"ws://{live_server}/ws/logs{query}")
-        wait_for(lambda: c.of_type("filters"))
-        clients.append(c)
-        return c
-
-    yield _watch
-    for c in clients:
-        c.close()
 
 
 def _ids(client: Client) -> list[int]:
     return [log["id"] for log in client.logs()]
 
 
-def test_malformed_messages_are_skipped(live_server, watch, r, settings):
-    watcher = watch()
+def test_malformed_messages_are_skipped(live_server, connect, r, settings):
+    watcher = connect()
     for garbage in (b"not json", b'{"no": "logs"}', b'{"logs": "text"}', b'{"logs": [1, 2]}'):
         r.publish(settings.pubsub_channel, garbage)
     ids = post(f"http://{live_server}", [{"message": "still flowing"}])
@@ -51,11 +34,11 @@ def _kill_hub(r, settings) -> None:
         r.client_kill_filter(_id=c["id"])
 
 
-def test_lost_subscription_resyncs_with_a_backoff_that_resets(live_server, watch, r, settings):
+def test_lost_subscription_resyncs_with_a_backoff_that_resets(live_server, connect, r, settings):
     """Killed five times: each time the client is told to resync and catches up, and the
     reconnect stays fast (a backoff that never reset would reach 4 s by the fifth)."""
     server = f"http://{live_server}"
-    watcher = watch()
+    watcher = connect()
     expected: list[int] = []
     for round_ in range(5):
         before = len(watcher.of_type("resync"))
@@ -74,16 +57,7 @@ def test_failed_handshake_leaves_nothing_registered(r, names, settings):
     """The hub cannot subscribe (a user refused SUBSCRIBE): the socket fails, and neither
     a subscriber nor a connection is left counted."""
     user = f"{names}-nosub".replace(":", "-")
-    r.acl_setuser(
-        user,
-        enabled=True,
-        nopass=True,
-        keys=["*"],
-        channels=["*"],
-        commands=["+@all", "-subscribe"],
-    )
-    parts = urlsplit(settings.redis_url)
-    url = parts._replace(netloc=f"{user}:x@{parts.hostname}:{parts.port or 6379}").geturl()
+    url = redis_url_without(r, settings, user, "subscribe")
     app = create_app(settings.with_overrides(redis_url=url))
     srv = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=srv.serve_forever, daemon=True).start()

@@ -8,7 +8,6 @@ import threading
 import time
 
 import orjson
-import pytest
 import websocket
 
 from app.pipeline import stream
@@ -44,21 +43,6 @@ class Client:
 
     def close(self) -> None:
         self.ws.close()
-
-
-@pytest.fixture
-def connect(live_server):
-    clients = []
-
-    def _connect(query: str = "") -> Client:
-        client = Client(f"ws://{live_server}/ws/logs{query}")
-        wait_for(lambda: client.of_type("filters"))
-        clients.append(client)
-        return client
-
-    yield _connect
-    for c in clients:
-        c.close()
 
 
 def post(client, logs):

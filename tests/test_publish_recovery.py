@@ -8,15 +8,13 @@ PUBLISH, so the commit succeeds and the publish is refused by the server.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import orjson
 import pytest
 from sqlalchemy import text
 
 from app.pipeline import counters, stream
 from tasks.drain import PublishFailed, drain_stream
-from tests.helpers import count_logs, post, wait_for
+from tests.helpers import count_logs, post, redis_url_without, wait_for
 from tests.test_live import Client
 
 
@@ -24,16 +22,7 @@ from tests.test_live import Client
 def no_publish_url(r, names, settings):
     """A Redis URL whose user is refused PUBLISH (and only that)."""
     user = f"{names}-nopub".replace(":", "-")
-    r.acl_setuser(
-        user,
-        enabled=True,
-        nopass=True,
-        keys=["*"],
-        channels=["*"],
-        commands=["+@all", "-publish"],
-    )
-    parts = urlsplit(settings.redis_url)
-    yield parts._replace(netloc=f"{user}:x@{parts.hostname}:{parts.port or 6379}").geturl()
+    yield redis_url_without(r, settings, user, "publish")
     r.acl_deluser(user)
 
 
