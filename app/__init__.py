@@ -31,7 +31,20 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     register_error_handlers(app)
     sock.init_app(app)
 
-    from app.web import ingest, live, metrics, openapi, parse, query, status, ui
+    from app.web import (
+        bulk,
+        heroku,
+        ingest,
+        live,
+        loki,
+        metrics,
+        openapi,
+        otlp,
+        parse,
+        query,
+        status,
+        ui,
+    )
 
     app.register_blueprint(ingest.bp)
     app.register_blueprint(parse.bp)
@@ -41,6 +54,10 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     app.register_blueprint(query.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(heroku.bp)
+    app.register_blueprint(loki.bp)
+    app.register_blueprint(bulk.bp)
+    app.register_blueprint(otlp.bp)
 
     register_custom_parsers(settings)
     return app

@@ -12,6 +12,8 @@ import re
 
 from flask import Blueprint, current_app, render_template, request
 
+from app.web.bulk import banner
+
 bp = Blueprint("ui", __name__)
 
 # A Host header is client-supplied: only a plain host[:port] goes into the policy or a link.
@@ -45,9 +47,20 @@ def flower_url(host: str | None, port: int) -> str | None:
     return f"{request.scheme}://{name}:{port}/"
 
 
+def _wants_html() -> bool:
+    # Browsers always list text/html; shippers probing for Elasticsearch never do (and
+    # curl's */* is not a browser either).
+    return any(
+        kind in ("text/html", "application/xhtml+xml") and quality > 0
+        for kind, quality in request.accept_mimetypes
+    )
+
+
 @bp.get("/")
 def index():
-    """The UI's single page."""
+    """The UI's single page for a browser; Elasticsearch's banner for anything else."""
+    if not _wants_html():
+        return banner()
     settings = current_app.extensions["sluice"]
     host = request.host if _HOST.match(request.host or "") else None
     rules = {rule.rule for rule in current_app.url_map.iter_rules()}
