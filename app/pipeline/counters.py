@@ -22,7 +22,6 @@ COUNTERS = {
     "ingest_refused_queue_full": "Requests refused with 429 because the stream was at its cap",
     "ingest_retries_skipped": "Logs of a retried batch already enqueued (Heroku Logplex-Frame-Id)",
     "syslog_udp_dropped": "Syslog UDP datagrams dropped because the stream was at its cap",
-    "syslog_rejected": "Syslog frames refused by the listener (over the size limit, undecodable)",
     "drain_stored": "Logs committed to PostgreSQL by the drain",
     "drain_duplicates": "Redelivered entries the drain found already stored",
     "drain_dead_letters": "Entries moved to the dead-letter stream",

@@ -2,8 +2,8 @@
 
 A connection's framing is detected once, from its first byte: a digit starts an octet
 count (`123 <13>1 ...`, RFC 6587 3.4.1, what rsyslog's omfwd and `logger --octet-count`
-send), anything else is a newline-framed line (3.4.2). The same splitter reads Heroku's
-logplex bodies, which are always octet-counted.
+send), anything else is a newline-framed line (3.4.2; a NUL ends a line too, as Python's
+SysLogHandler sends). The same splitter reads Heroku's logplex bodies, always counted.
 
 A bad frame never costs the frames after it: one over the size limit is skipped by its
 count (or to the next newline), a malformed count skips to the next newline, and a frame
@@ -109,7 +109,7 @@ class Framer:
         return frame.rstrip(b"\r\n")
 
     def _line(self) -> bytes | BadFrame | None:
-        end = self.buf.find(b"\n", 0, self.limit + 1)
+        end = _line_end(self.buf, self.limit + 1)
         if end < 0:
             if len(self.buf) <= self.limit:
                 return None
@@ -118,6 +118,13 @@ class Framer:
         frame = bytes(self.buf[:end])
         del self.buf[: end + 1]
         return frame.rstrip(b"\r")
+
+
+def _line_end(buf: bytearray, limit: int) -> int:
+    """Where the first line ends: a newline, or a NUL (Python's SysLogHandler ends its
+    TCP messages with NUL and nothing else); -1 when neither is in the first `limit`."""
+    ends = [i for i in (buf.find(b"\n", 0, limit), buf.find(b"\x00", 0, limit)) if i >= 0]
+    return min(ends, default=-1)
 
 
 def split_body(body: bytes, limit: int = MAX_FRAME_BYTES) -> list[bytes | BadFrame]:
