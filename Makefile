@@ -5,14 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench bench-parsers bench-query bench-live schemathesis browser clean
+.PHONY: run test lint format bench bench-parsers bench-query bench-live bench-syslog schemathesis browser rsyslog clean
 
 ## run: set everything up, start web, worker, beat and Flower, print where to look
 run: $(STAMP)
 	$(PY) -m scripts.devstack run
 
 ## test: set everything up and run the whole test suite against real PostgreSQL and Redis
-test: $(STAMP) browser
+test: $(STAMP) browser rsyslog
 	$(PY) -m scripts.devstack test $(PYTEST_ARGS)
 
 # The venv is rebuilt only when a requirements file changes.
@@ -27,6 +27,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 ## browser: Debian's Chromium for the Playwright tests (Playwright cannot download its own here)
 browser:
 	@command -v chromium >/dev/null || scripts/install-chromium.sh
+
+## rsyslog: Debian's rsyslog for the omfwd test and bench-syslog's ompgsql reference
+rsyslog:
+	@scripts/install-rsyslog.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
@@ -46,6 +50,9 @@ bench-query: $(STAMP)
 
 bench-live: $(STAMP)
 	$(PY) -m bench.live
+
+bench-syslog: $(STAMP) rsyslog
+	$(PY) -m bench.syslog
 
 ## schemathesis: fuzz every endpoint of /openapi.json against a throwaway stack
 schemathesis: $(STAMP)
