@@ -5,14 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench bench-parsers bench-query bench-live schemathesis browser clean
+.PHONY: run test lint format bench bench-parsers bench-query bench-live bench-syslog schemathesis browser rsyslog clean
 
 ## run: set everything up, start web, worker, beat and Flower, print where to look
 run: $(STAMP)
 	$(PY) -m scripts.devstack run
 
 ## test: set everything up, check the layers (lint), run the whole suite against real PostgreSQL and Redis
-test: $(STAMP) browser lint
+test: $(STAMP) browser rsyslog lint
 	$(PY) -m scripts.devstack test $(PYTEST_ARGS)
 
 # The venv is rebuilt only when a requirements file changes.
@@ -27,6 +27,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 ## browser: Debian's Chromium for the Playwright tests (Playwright cannot download its own here)
 browser:
 	@command -v chromium >/dev/null || scripts/install-chromium.sh
+
+## rsyslog: Debian's rsyslog for the omfwd test and bench-syslog's ompgsql reference
+rsyslog:
+	@scripts/install-rsyslog.sh
 
 ## lint: ruff, and the import-linter contracts of pyproject.toml (the layers of docs/architecture.md)
 lint: $(STAMP)
@@ -48,6 +52,9 @@ bench-query: $(STAMP)
 
 bench-live: $(STAMP)
 	$(PY) -m bench.live
+
+bench-syslog: $(STAMP) rsyslog
+	$(PY) -m bench.syslog
 
 ## schemathesis: fuzz every endpoint of /openapi.json against a throwaway stack
 schemathesis: $(STAMP)

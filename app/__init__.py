@@ -45,9 +45,12 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
 
 def blueprints() -> list:
     """Every HTTP face, in the order its routes are registered."""
-    from app.web import ingest, live, metrics, parse, query, status, ui
+    from app.web import bulk, heroku, ingest, live, loki, metrics, otlp, parse, query, status, ui
 
-    return [ingest.bp, parse.bp, status.bp, live.bp, ui.bp, query.bp, metrics.bp]
+    return [
+        *(ingest.bp, parse.bp, status.bp, live.bp, ui.bp, query.bp, metrics.bp),
+        *(heroku.bp, loki.bp, bulk.bp, otlp.bp),  # the shippers' protocols
+    ]
 
 
 def register_custom_parsers(settings: Settings) -> list[str]:

@@ -46,6 +46,13 @@ def _str(env: Mapping[str, str], name: str, default: str) -> str:
     return env.get(name, "").strip() or default
 
 
+def _file(env: Mapping[str, str], name: str) -> str:
+    path = _str(env, name, "")
+    if path and not os.path.isfile(path):
+        raise ConfigError(f"{name} names {path!r}, which is not a readable file")
+    return path
+
+
 def database_url(raw: str) -> str:
     """Accept Heroku's `postgres://` and plain `postgresql://`; use the psycopg2 driver."""
     for prefix in ("postgres://", "postgresql://"):
@@ -89,6 +96,10 @@ class Settings:
     parser_patterns: str = ""
     parser_patterns_file: str = ""
     log_level: str = "INFO"
+    syslog_port: int = 5514
+    syslog_tls_port: int = 6514
+    syslog_tls_cert: str = ""
+    syslog_tls_key: str = ""
 
     def __post_init__(self) -> None:
         # Derived defaults: the read replica falls back to the primary, the dead-letter
@@ -157,6 +168,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         parser_patterns=_str(env, "PARSER_PATTERNS", ""),
         parser_patterns_file=_str(env, "PARSER_PATTERNS_FILE", ""),
         log_level=_str(env, "LOG_LEVEL", d.log_level).upper(),
+        syslog_port=_int(env, "SYSLOG_PORT", d.syslog_port, 1),
+        syslog_tls_port=_int(env, "SYSLOG_TLS_PORT", d.syslog_tls_port, 1),
+        syslog_tls_cert=_file(env, "SYSLOG_TLS_CERT"),
+        syslog_tls_key=_file(env, "SYSLOG_TLS_KEY"),
     )
     if settings.is_production:
         _refuse_unsafe(env)

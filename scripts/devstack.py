@@ -170,6 +170,7 @@ def run() -> int:
         say(f"API and live view:  http://127.0.0.1:{port}/")
         say(f"Health and queue:   http://127.0.0.1:{port}/health  /queue/status")
         say(f"Flower (workers):   http://127.0.0.1:{flower}/")
+        say(f"Syslog (tcp+udp):   127.0.0.1:{env.get('SYSLOG_PORT', '5514')}")
         body = '{"message": "hello"}'
         say(
             f"send a log:  curl -X POST localhost:{port}/data/fast "
@@ -186,6 +187,7 @@ def run() -> int:
                 "worker",
                 "beat",
                 "flower",
+                "syslog",
             ],
             env=env,
             cwd=ROOT,

@@ -17,9 +17,11 @@ from config import Settings
 log = logging.getLogger(__name__)
 
 COUNTERS = {
-    "ingest_accepted": "Logs accepted by POST /data/fast and /data/",
+    "ingest_accepted": "Logs accepted by any receiver: JSON API, syslog, Heroku, Loki, bulk, OTLP",
     "ingest_rejected": "Logs rejected by validation at ingest (listed in the response)",
     "ingest_refused_queue_full": "Requests refused with 429 because the stream was at its cap",
+    "ingest_retries_skipped": "Logs of a retried batch already enqueued (Heroku Logplex-Frame-Id)",
+    "syslog_udp_dropped": "Syslog UDP datagrams dropped because the stream was at its cap",
     "drain_stored": "Logs committed to PostgreSQL by the drain",
     "drain_duplicates": "Redelivered entries the drain found already stored",
     "drain_dead_letters": "Entries moved to the dead-letter stream",

@@ -35,6 +35,7 @@ class Receipt:
     ids: list[str] = field(default_factory=list)
     accepted: list[int] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
+    seen: bool = False  # the `once` key existed: this batch was enqueued before
 
     def id_for(self, index: int) -> str | None:
         """The stream id of item `index`, or None if it was rejected."""
@@ -55,10 +56,16 @@ def validate(items: list) -> tuple[list[tuple[int, dict]], list[dict]]:
     return good, rejected
 
 
-def submit(r: redis.Redis, settings: Settings, items: list) -> Receipt:
-    """Validate `items` and enqueue the valid ones atomically (all or none: QueueFull)."""
+def submit(
+    r: redis.Redis, settings: Settings, items: list, once: tuple[str, int] | None = None
+) -> Receipt:
+    """Validate `items` and enqueue the valid ones atomically (all or none: QueueFull).
+
+    `once` is (Redis key, TTL seconds) for a client's retry key (Heroku's frame id): a
+    batch whose key exists is not enqueued again, and the receipt says `seen`."""
     good, rejected = validate(items)
-    return _enqueue(r, settings, (b"d",), good, [to_stream_json(log) for _, log in good], rejected)
+    values = [to_stream_json(log) for _, log in good]
+    return _enqueue(r, settings, (b"d",), good, values, rejected, once)
 
 
 def check_line(line: str) -> dict | None:
@@ -83,15 +90,18 @@ def submit_lines(r: redis.Redis, settings: Settings, lines: list[str], fmt: str 
     return _enqueue(r, settings, (b"r", b"f"), good, values, rejected)
 
 
-def _enqueue(r, settings, names, good, values, rejected) -> Receipt:
+def _enqueue(r, settings, names, good, values, rejected, once=None) -> Receipt:
     if not good:
         counters.add(r, settings, ingest_rejected=len(rejected))
         return Receipt(rejected=rejected)
     try:
-        ids = stream.enqueue(r, settings, names, values)
+        ids = stream.enqueue(r, settings, names, values, once)
     except stream.QueueFull:
         counters.add(r, settings, ingest_refused_queue_full=1)
         raise
+    except stream.AlreadySeen:
+        counters.add(r, settings, ingest_retries_skipped=len(good))
+        return Receipt(seen=True)
     counters.add(r, settings, ingest_accepted=len(ids), ingest_rejected=len(rejected))
     return Receipt(ids=ids, accepted=[i for i, _ in good], rejected=rejected)
 

@@ -21,12 +21,18 @@ from config import Settings
 log = logging.getLogger(__name__)
 
 # Check the cap and append the whole batch atomically, in one round trip.
-# KEYS[1] stream; ARGV[1] cap, ARGV[2] k (fields per entry), ARGV[3..2+k] field names,
-# then the values, k per entry. Returns the new ids, or {err="FULL <length>"}.
+# KEYS[1] stream, KEYS[2] (optional) a once-key; ARGV[1] cap, ARGV[2] k (fields per
+# entry), ARGV[3] the once-key's TTL in seconds, ARGV[4..3+k] field names, then the
+# values, k per entry. Returns the new ids, {err="FULL <length>"}, or {err="SEEN"} when
+# the once-key exists (the batch was appended before: a retried Heroku frame). The
+# once-key is set in the same script, so "appended" and "seen" can never disagree.
 _ENQUEUE = """
+if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then
+  return redis.error_reply('SEEN')
+end
 local length = redis.call('XLEN', KEYS[1])
 local k = tonumber(ARGV[2])
-local n = (#ARGV - 2 - k) / k
+local n = (#ARGV - 3 - k) / k
 if length + n > tonumber(ARGV[1]) then
   return redis.error_reply('FULL ' .. length)
 end
@@ -34,10 +40,13 @@ local ids = {}
 local args = {}
 for e = 0, n - 1 do
   for f = 1, k do
-    args[2 * f - 1] = ARGV[2 + f]
-    args[2 * f] = ARGV[2 + k + e * k + f]
+    args[2 * f - 1] = ARGV[3 + f]
+    args[2 * f] = ARGV[3 + k + e * k + f]
   end
   ids[e + 1] = redis.call('XADD', KEYS[1], '*', unpack(args, 1, 2 * k))
+end
+if KEYS[2] then
+  redis.call('SET', KEYS[2], '1', 'EX', tonumber(ARGV[3]))
 end
 return ids
 """
@@ -56,6 +65,10 @@ if n > 0 then
 end
 return n
 """
+
+
+class AlreadySeen(Exception):
+    """The batch's once-key exists: it was appended before and is not appended again."""
 
 
 class QueueFull(Exception):
@@ -85,19 +98,28 @@ def ensure_group(r: redis.Redis, settings: Settings) -> None:
 
 
 def enqueue(
-    r: redis.Redis, settings: Settings, names: tuple[bytes, ...], values: list
+    r: redis.Redis,
+    settings: Settings,
+    names: tuple[bytes, ...],
+    values: list,
+    once: tuple[str, int] | None = None,
 ) -> list[str]:
-    """Append entries (each `len(names)` values, flattened) atomically; return their ids."""
+    """Append entries (each `len(names)` values, flattened) atomically; return their ids.
+
+    `once` is (key, ttl seconds): append only if `key` does not exist, and set it with
+    the append (AlreadySeen otherwise)."""
     if not values:
         return []
     script = r.register_script(_ENQUEUE)
+    keys = [settings.stream_name, *([once[0]] if once else [])]
+    ttl = once[1] if once else 0
     try:
-        ids = script(
-            keys=[settings.stream_name], args=[settings.stream_maxlen, len(names), *names, *values]
-        )
+        ids = script(keys=keys, args=[settings.stream_maxlen, len(names), ttl, *names, *values])
     except redis.ResponseError as exc:
         if str(exc).startswith("FULL"):
             raise QueueFull(int(str(exc).split()[1])) from None
+        if str(exc) == "SEEN":
+            raise AlreadySeen() from None
         raise
     return [i.decode() for i in ids]
 

@@ -163,6 +163,21 @@ def register_components(api: Api, app) -> None:
     )
 
 
+def protocol_answers(bp, content_type: str, **described: str):
+    """Declare the answers of a receiver that speaks its protocol's own forms, e.g.
+    `protocol_answers(bp, "text/plain", s204="Taken.", s429="...")`; a dependency that
+    is down is Sluice's JSON 503 as everywhere."""
+    responses = {
+        name[1:]: {"description": text, "content": {content_type: {"schema": {}}}}
+        for name, text in described.items()
+    }
+    responses["503"] = {
+        "description": REASONS[503],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    return bp.doc(responses=responses)
+
+
 def errors(bp, *statuses: int):
     """Declare a route's error answers (all in the one error shape)."""
 

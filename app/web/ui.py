@@ -13,6 +13,8 @@ import re
 from flask import Response, current_app, render_template, request
 from flask_smorest import Blueprint
 
+from app.web.bulk import banner
+
 bp = Blueprint("ui", __name__, description="The web UI.")
 
 # A Host header is client-supplied: only a plain host[:port] goes into the policy or a link.
@@ -46,10 +48,28 @@ def flower_url(host: str | None, port: int) -> str | None:
     return f"{request.scheme}://{name}:{port}/"
 
 
+def _wants_html() -> bool:
+    # Browsers always list text/html; shippers probing for Elasticsearch never do (and
+    # curl's */* is not a browser either).
+    return any(
+        kind in ("text/html", "application/xhtml+xml") and quality > 0
+        for kind, quality in request.accept_mimetypes
+    )
+
+
 @bp.get("/")
-@bp.response(200, content_type="text/html", description="The page.")
+@bp.doc(
+    responses={
+        "200": {
+            "description": "The page for a browser; Elasticsearch's banner for anything else.",
+            "content": {"text/html": {"schema": {}}, "application/json": {"schema": {}}},
+        }
+    }
+)
 def index():
-    """The UI's single page."""
+    """The UI's single page for a browser; Elasticsearch's banner for anything else."""
+    if not _wants_html():
+        return banner()
     settings = current_app.extensions["sluice"]
     host = request.host if _HOST.match(request.host or "") else None
     rules = {rule.rule for rule in current_app.url_map.iter_rules()}
