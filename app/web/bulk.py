@@ -39,10 +39,10 @@ def _error(status: int, kind: str, reason: str):
 @protocol_answers(
     bp,
     "application/json",
-    s200="Each item answered on its own (201, 400, 429).",
+    200,
+    "Each item answered on its own (201, 400, 429).",
     s400="The request as a whole is refused.",
-    s413="Too large.",
-    s415="Unsupported Content-Encoding.",
+    s429=None,  # per item, inside the 200
 )
 def bulk_items(index: str | None = None):
     """Take NDJSON action/source pairs; answer per item."""

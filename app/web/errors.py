@@ -99,24 +99,19 @@ def register_dependency_handlers(app: Flask) -> None:
     import redis
     from sqlalchemy.exc import InterfaceError, OperationalError
 
-    @app.errorhandler(redis.ConnectionError)
-    @app.errorhandler(redis.TimeoutError)
-    def _redis_down(exc):
-        log.error("redis unavailable on %s %s: %s", request.method, request.path, exc)
-        return error_response(
-            503,
-            "redis_unavailable",
-            "The queue (Redis) is unreachable; retry shortly.",
-            retry_after=5,
-        )
+    def unavailable(code: str, what: str):
+        def handler(exc):
+            log.error("%s on %s %s: %s", code, request.method, request.path, exc)
+            return error_response(503, code, f"{what} is unreachable; retry shortly.", 5)
 
-    @app.errorhandler(OperationalError)
-    @app.errorhandler(InterfaceError)
-    def _database_down(exc):
-        log.error("database unavailable on %s %s: %s", request.method, request.path, exc)
-        return error_response(
-            503,
-            "database_unavailable",
-            "The database is unreachable; retry shortly.",
-            retry_after=5,
-        )
+        return handler
+
+    redis_down = unavailable("redis_unavailable", "The queue (Redis)")
+    database_down = unavailable("database_unavailable", "The database")
+    for exc_class, handler in (
+        (redis.ConnectionError, redis_down),
+        (redis.TimeoutError, redis_down),
+        (OperationalError, database_down),
+        (InterfaceError, database_down),
+    ):
+        app.register_error_handler(exc_class, handler)

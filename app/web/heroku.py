@@ -38,11 +38,8 @@ def _drain() -> logplex.Drain:
 @protocol_answers(
     bp,
     "text/plain",
-    s204="Taken (a retried Frame-Id is taken once).",
-    s400="Refused, with the reason (the other items are kept).",
-    s413="Too large.",
-    s415="Unsupported Content-Type or Content-Encoding.",
-    s429="The queue is full; retry after Retry-After.",
+    204,
+    "Taken (a retried Frame-Id is taken once).",
 )
 def drain():
     """Take one logplex frame of octet-counted syslog messages."""

@@ -17,6 +17,8 @@ from app.receivers import loki
 from app.web import wire
 from app.web.openapi import protocol_answers
 
+# The probes take no body: none of a push's refusals apply.
+NOT_A_PUSH = {"s400": None, "s413": None, "s415": None, "s429": None}
 bp = Blueprint("loki", __name__, description="Loki push (Promtail, Alloy).")
 
 
@@ -28,11 +30,8 @@ def _text(status: int, message: str, **headers):
 @protocol_answers(
     bp,
     "text/plain",
-    s204="Taken.",
-    s400="Refused, with the reason (the other items are kept).",
-    s413="Too large.",
-    s415="Unsupported Content-Type or Content-Encoding.",
-    s429="The queue is full; retry after Retry-After.",
+    204,
+    "Taken.",
 )
 def push():
     """Take a JSON or protobuf (snappy) push; 204, or Loki's 400/429 text answers."""
@@ -63,7 +62,7 @@ def _rejected_text(rejected: list[dict], total: int) -> str:
 
 
 @bp.get("/loki/api/v1/status/buildinfo")
-@protocol_answers(bp, "application/json", s200="As Loki answers it.")
+@protocol_answers(bp, "application/json", 200, "As Loki answers it.", **NOT_A_PUSH)
 def buildinfo():
     """What Loki's buildinfo says; Grafana and some clients probe it."""
     return jsonify(
@@ -77,7 +76,7 @@ def buildinfo():
 
 
 @bp.get("/ready")
-@protocol_answers(bp, "text/plain", s200="ready")
+@protocol_answers(bp, "text/plain", 200, "ready", **NOT_A_PUSH)
 def ready():
     """Loki's readiness probe."""
     return _text(200, "ready")

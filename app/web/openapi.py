@@ -163,13 +163,25 @@ def register_components(api: Api, app) -> None:
     )
 
 
-def protocol_answers(bp, content_type: str, **described: str):
-    """Declare the answers of a receiver that speaks its protocol's own forms, e.g.
-    `protocol_answers(bp, "text/plain", s204="Taken.", s429="...")`; a dependency that
-    is down is Sluice's JSON 503 as everywhere."""
+# What every receiver may answer besides its success, in its protocol's own form.
+PROTOCOL_REASONS = {
+    400: "Refused, with the reason (the other items are kept).",
+    413: "Too large.",
+    415: "Unsupported Content-Type or Content-Encoding.",
+    429: "The queue is full; retry after Retry-After.",
+}
+
+
+def protocol_answers(bp, content_type: str, status: int, description: str, **reasons):
+    """Declare the answers of a receiver that speaks its protocol's own forms: its
+    success, PROTOCOL_REASONS (or `reasons`, as `s400="..."`; `None` leaves one out),
+    and Sluice's JSON 503 when a dependency is down, as everywhere."""
+    described = {**PROTOCOL_REASONS, **{int(k[1:]): v for k, v in reasons.items()}}
+    described[status] = description
     responses = {
-        name[1:]: {"description": text, "content": {content_type: {"schema": {}}}}
-        for name, text in described.items()
+        str(code): {"description": text, "content": {content_type: {"schema": {}}}}
+        for code, text in described.items()
+        if text is not None
     }
     responses["503"] = {
         "description": REASONS[503],

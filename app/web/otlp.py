@@ -31,11 +31,8 @@ def _reply(status: int, payload: tuple[bytes, str], **headers):
 @protocol_answers(
     bp,
     "application/x-protobuf",
-    s200="ExportLogsServiceResponse (partial_success when some were refused); JSON when sent JSON.",
-    s400="Refused, with the reason (the other items are kept).",
-    s413="Too large.",
-    s415="Unsupported Content-Type or Content-Encoding.",
-    s429="The queue is full; retry after Retry-After.",
+    200,
+    "ExportLogsServiceResponse (partial_success when some were refused); JSON when sent JSON.",
 )
 def export():
     """Take an export request; answer with partial_success counts."""
