@@ -39,6 +39,9 @@ LEVEL_ALIASES = {
     "alert": "CRITICAL",
 }
 
+# pino and bunyan (Node) write levels as numbers; these six are the only ones they use.
+NUMERIC_LEVELS = {10: "TRACE", 20: "DEBUG", 30: "INFO", 40: "WARN", 50: "ERROR", 60: "CRITICAL"}
+
 # RFC 5424 severities 0..7 in the order the RFC numbers them.
 SYSLOG_SEVERITY = ("CRITICAL", "CRITICAL", "CRITICAL", "ERROR", "WARN", "INFO", "INFO", "DEBUG")
 
@@ -47,7 +50,9 @@ _EPOCH_MS_THRESHOLD = 1e11
 
 
 def normalize_level(value: object) -> str | None:
-    """Map a level name (any case, common aliases) to a stored level, or None if unknown."""
+    """Map a level name (any case, common aliases) or a pino/bunyan number to a stored level."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return NUMERIC_LEVELS.get(value)
     if not isinstance(value, str):
         return None
     return LEVEL_ALIASES.get(value.strip().lower())

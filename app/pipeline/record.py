@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from app.pipeline import jsoncodec
 from parsers import UnknownFormatError, get_factory, parse_line
+from parsers.aliases import MISSING_MESSAGE, map_fields
 from parsers.fields import LEVELS, normalize_level, parse_timestamp
 
 MAX_MESSAGE_CHARS = 65_536
@@ -112,14 +113,18 @@ class LogSchema(Schema):
         if not isinstance(data, dict):
             raise ValidationError("A log must be a JSON object.", field_name="_schema")
         extra = {k: v for k, v in data.items() if k not in KNOWN_FIELDS}
-        if not extra:
+        if not extra and "message" in data:
             return data
         metadata = data.get("metadata")
         if metadata is not None and not isinstance(metadata, dict):
             return data  # the metadata field reports the type error
         kept = {k: v for k, v in data.items() if k in KNOWN_FIELDS}
-        kept["metadata"] = {**extra, **(metadata or {})}
-        return kept
+        # Sluice's own names are validated as sent; the other keys are read by the mapping
+        # the json parser uses, for the fields those leave out, so both paths store alike.
+        found, extra = map_fields(extra, have=kept)
+        if "message" not in kept and "message" not in found:
+            raise ValidationError(MISSING_MESSAGE, field_name="message")
+        return {**kept, **found, "metadata": {**extra, **(metadata or {})}}
 
     @validates("message")
     def _message_not_blank(self, value: str, **kwargs) -> None:
