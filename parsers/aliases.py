@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection
+from datetime import UTC, datetime
 
 from parsers.base import ParsedLog
-from parsers.fields import normalize_level, parse_timestamp
+from parsers.fields import MAX_NAME_CHARS, normalize_level, parse_timestamp
 
 # Per field, the keys read: the first present wins, in this order; the others stay in
 # metadata untouched. A dotted name is one literal key ("log.level", as ECS loggers write
@@ -52,7 +53,7 @@ def map_fields(
                 found["level"] = level
                 del rest[fallback_level_key]
     if "timestamp" not in have:
-        _read(rest, found, unread, "timestamp", TIMESTAMP_KEYS, parse_timestamp)
+        _read(rest, found, unread, "timestamp", TIMESTAMP_KEYS, _utc_timestamp)
     for name, keys in (("source", SOURCE_KEYS), ("application", APPLICATION_KEYS)):
         if name not in have:
             key, value = _take(rest, keys, _is_name)
@@ -116,14 +117,27 @@ def _is_present(key: Key, value: object) -> bool:
     return value is not None
 
 
+def _utc_timestamp(value: object) -> datetime | None:
+    # A moment that has no UTC form (year 1 east of Greenwich) is unread, kept raw; the
+    # others keep their offset.
+    parsed = parse_timestamp(value)
+    try:
+        if parsed is not None:
+            parsed.astimezone(UTC)
+    except OverflowError:
+        return None
+    return parsed
+
+
 def _is_message(key: Key, value: object) -> bool:
     # An object under `log` is ECS's namespace (`log.level`, `log.logger`), not a message.
     return value is not None and not (key == "log" and isinstance(value, dict))
 
 
 def _is_name(key: Key, value: object) -> bool:
-    # ECS-style `"host": {"name": ...}` is not a source name: it stays in metadata as sent.
-    return isinstance(value, str)
+    # ECS-style `"host": {"name": ...}` is not a source name, and a string too long for
+    # one is not either: both stay in metadata as sent (as they did before the mapping).
+    return isinstance(value, str) and len(value) <= MAX_NAME_CHARS
 
 
 def _message(key: Key, value: object) -> str:

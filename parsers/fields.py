@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 
 # Stored levels, lowest to highest. `min_level=WARN` means WARN and everything after it.
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "CRITICAL")
+# The longest source or application a log can have (the `logs` columns are varchar(255)).
+MAX_NAME_CHARS = 255
 LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
 
 LEVEL_ALIASES = {

@@ -177,3 +177,23 @@ def test_the_json_body_reads_what_the_json_parser_reads(record: dict) -> None:
         "message": parsed.message,
         "metadata": parsed.metadata,
     }
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"message": "m", "host": "h" * 300},  # too long for a source: metadata, as before
+        {"message": "m", "service": "s" * 256},
+        {"message": "m", "time": "0001-01-01T00:00:00+05:00"},  # no UTC form: kept raw
+    ],
+    ids=["long host", "long service", "time before year 1 in UTC"],
+)
+def test_what_was_accepted_before_is_accepted_now(record, client, r, settings, db):
+    stream.ensure_group(r, settings)
+    answer = client.post("/data/fast", data=orjson.dumps(record), content_type="application/json")
+    assert answer.status_code == 202, answer.json
+    assert drain_stream(settings, "before", budget=0.3).stored == 1
+    (metadata,) = db.execute(text("SELECT metadata FROM logs")).scalars()
+    for key, value in record.items():
+        if key != "message":
+            assert value in metadata.values(), (key, metadata)

@@ -19,10 +19,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from app.pipeline import jsoncodec
 from parsers import UnknownFormatError, get_factory, parse_line
 from parsers.aliases import MISSING_MESSAGE, map_fields
-from parsers.fields import LEVELS, normalize_level, parse_timestamp
+from parsers.fields import LEVELS, MAX_NAME_CHARS, normalize_level, parse_timestamp
 
 MAX_MESSAGE_CHARS = 65_536
-MAX_NAME_CHARS = 255
 MAX_METADATA_BYTES = 65_536
 KNOWN_FIELDS = frozenset(("timestamp", "level", "source", "application", "message", "metadata"))
 
