@@ -28,8 +28,11 @@ def build(settings: Settings) -> dict:
             "drain": {
                 "task": "sluice.drain",
                 "schedule": settings.drain_interval,
-                # A drain that could not start in time is superseded by the next one.
-                "options": {"expires": max(settings.drain_interval * 3, 1.0)},
+                # Drains take a lease (app/pipeline/lease.py): one that finds a drain
+                # running returns at once, so a scheduled drain waits in the queue only
+                # while the pool is busy, never longer than one budget. Expiry only
+                # supersedes drains queued while no worker was up.
+                "options": {"expires": settings.drain_budget + 2 * settings.drain_interval},
             },
             "maintain-storage": {
                 "task": "sluice.maintain",

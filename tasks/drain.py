@@ -31,7 +31,7 @@ from marshmallow import ValidationError
 from sqlalchemy import Connection
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 
-from app.pipeline import fanout, store, stream
+from app.pipeline import fanout, lease, store, stream
 from app.pipeline.connections import engine, redis_client
 from app.pipeline.record import canonical_log, log_schema, raw_to_data
 from app.pipeline.stream import Entry
@@ -53,6 +53,7 @@ class DrainStats:
     duplicates: int = 0
     dead: int = 0
     chunks: int = 0
+    lag: int = 0
     reasons: list[str] = field(default_factory=list)
 
 
@@ -175,11 +176,18 @@ def store_chunk(
     stats.dead += len(dead)
 
 
+def idle_wait(settings: Settings) -> float:
+    """How long a drain waits on an empty stream before it returns: a little less than
+    DRAIN_INTERVAL, so the next scheduled drain finds the lease free and takes over the
+    wait (a log arriving meanwhile is read at once by whichever drain is blocked)."""
+    return max(settings.drain_interval * 0.9, settings.drain_interval - 0.1)
+
+
 def drain_stream(
     settings: Settings, consumer: str, budget: float, should_stop=lambda: False
 ) -> DrainStats:
-    """Drain chunks for up to `budget` seconds, or until `should_stop()`; a chunk once
-    read is always finished."""
+    """Drain chunks for up to `budget` seconds, until the stream stays empty for
+    `idle_wait`, or until `should_stop()`; a chunk once read is always finished."""
     r = redis_client(settings.redis_url)
     eng = engine(settings.database_url)
     stream.ensure_group(r, settings)
@@ -191,32 +199,53 @@ def drain_stream(
             entries = stream.read_recovered(r, settings, consumer) if recovering else []
             if not entries:
                 recovering = False
-                block_ms = max(int(min(remaining, 1.0) * 1000), 1)
+                block_ms = max(int(min(remaining, idle_wait(settings)) * 1000), 1)
                 entries = stream.read_new(r, settings, consumer, block_ms)
-            if entries:
-                store_chunk(conn, r, settings, entries, stats)
+                if not entries:
+                    break  # idle: the next scheduled drain carries on
+            store_chunk(conn, r, settings, entries, stats)
     if stats.chunks:
         stream.trim_acked(r, settings)
+        stats.lag = stream.lag(r, settings)
     return stats
+
+
+def drain_leased(settings: Settings, should_stop=lambda: False) -> DrainStats | None:
+    """Drain for DRAIN_BUDGET under the drain lease; None if another drain holds it."""
+    r = redis_client(settings.redis_url)
+    token = lease.acquire(r, settings)
+    if token is None:
+        return None
+    try:
+        return drain_stream(settings, consumer_name(), settings.drain_budget, should_stop)
+    finally:
+        try:
+            lease.release(r, settings, token)
+        except redis.RedisError as exc:  # the lease lapses on its own after its TTL
+            log.warning("could not release the drain lease: %s", exc)
 
 
 @shared_task(bind=True, name="sluice.drain", ignore_result=True)
 def drain(self) -> dict:
-    """Beat-scheduled: drain the stream for DRAIN_BUDGET seconds."""
+    """Beat-scheduled: drain until the stream is idle or DRAIN_BUDGET is spent; a no-op
+    while another drain runs."""
     settings: Settings = current_app.extensions["sluice"]
     try:
-        stats = drain_stream(settings, consumer_name(), settings.drain_budget, stopping)
+        stats = drain_leased(settings, stopping)
     except (OperationalError, InterfaceError, redis.RedisError, PublishFailed) as exc:
         # The database or Redis is away: entries stay pending; try again with backoff.
         countdown = min(2**self.request.retries, 30)
         log.warning("drain failed (%s); retry %s in %ss", exc, self.request.retries + 1, countdown)
         raise self.retry(exc=exc, countdown=countdown, max_retries=settings.max_retries) from None
-    if stats.chunks:
+    if stats is None:
+        return {"skipped": "another drain is running"}
+    if stats.chunks:  # an idle drain logs nothing: one line per busy drain
         log.info(
-            "drained %s chunks: %s stored, %s duplicates, %s dead letters",
+            "drained %s chunks: %s stored, %s duplicates, %s dead letters; lag %s",
             stats.chunks,
             stats.stored,
             stats.duplicates,
             stats.dead,
+            stats.lag,
         )
     return {"stored": stats.stored, "duplicates": stats.duplicates, "dead": stats.dead}

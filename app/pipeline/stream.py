@@ -189,8 +189,12 @@ def claim_idle(r: redis.Redis, settings: Settings, consumer: str) -> list[Entry]
     # An id not returned was claimed by another consumer first (its idle time restarted):
     # it is theirs now. One returned without a body was deleted from the stream by hand;
     # it can only be dead-lettered.
-    if claimed:
-        log.info("claimed %s idle entries from other consumers", len(claimed))
+    if claimed:  # a retry: their consumer left them idle past CLAIM_IDLE_MS
+        log.warning(
+            "redelivering %s entries idle over %sms on other consumers",
+            len(claimed),
+            settings.claim_idle_ms,
+        )
     return [Entry(i.decode(), f or {}, wanted[i] + 1) for i, f in claimed]
 
 
@@ -307,6 +311,12 @@ def _lag(r, settings, group: dict) -> int:
     # Redis cannot always tell after deletions; count what follows the last delivery.
     after = "(" + group["last-delivered-id"].decode()
     return len(r.xrange(settings.stream_name, min=after, max="+"))
+
+
+def lag(r: redis.Redis, settings: Settings) -> int:
+    """Entries not yet delivered to any consumer of the group."""
+    group = _group_info(r, settings)
+    return r.xlen(settings.stream_name) if group is None else _lag(r, settings, group) or 0
 
 
 def forget_idle_consumers(r: redis.Redis, settings: Settings, idle_ms: int) -> list[str]:
