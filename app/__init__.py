@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     app.extensions["sluice"] = settings
 
     from app.extensions import sock
-    from app.web import openapi
+    from app.web import openapi, timing
     from app.web.errors import register_error_handlers
 
     openapi.configure(app, __version__)
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     for bp in blueprints():
         api.register_blueprint(bp)
     register_error_handlers(app)  # after the Api's: Sluice's error shape wins
+    timing.init_app(app)
 
     register_custom_parsers(settings)
     return app

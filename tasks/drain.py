@@ -116,6 +116,11 @@ def split_chunk(
     return rows, dead
 
 
+def waits(stored: list[dict], committed_at: float) -> list[float]:
+    """Per stored row, seconds from its acceptance (its stream id) to its commit."""
+    return [committed_at - int(row["stream_id"].split("-", 1)[0]) / 1000 for row in stored]
+
+
 class PublishFailed(Exception):
     """Rows were committed but not published; their entries stay pending, so the next
     delivery finds them stored and publishes them then."""
@@ -125,11 +130,13 @@ def store_chunk(
     conn: Connection, r: redis.Redis, settings: Settings, entries: list[Entry], stats: DrainStats
 ) -> None:
     """Store one chunk, publish what was stored, then dead-letter and ack."""
+    started = time.monotonic()
     rows, dead = split_chunk(entries, settings.max_retries)
     redelivered = {e.id for e in entries if e.deliveries > 1}
     refused: list[tuple[int, str]] = []
     recovered: list[dict] = []
     published = []
+    committed_at = []
 
     def insert(c, rs, isolate=False):
         if isolate:  # find the row the database refuses, alone: it costs no other its place
@@ -142,7 +149,8 @@ def store_chunk(
         recovered[:] = store.already_stored(c, again) if again else []
         return ok
 
-    def publish(stored):
+    def publish(stored):  # runs right after the commit
+        committed_at.append(time.time())
         published.append(fanout.publish_stored(r, settings, stored + recovered))
 
     try:
@@ -167,6 +175,10 @@ def store_chunk(
         drain_stored=len(stored),
         drain_duplicates=duplicates,
         drain_dead_letters=len(dead),
+        timings={
+            "accept_to_commit_seconds": waits(stored, committed_at[-1]),
+            "drain_chunk_seconds": [time.monotonic() - started],
+        },
     )
     for entry, reason in dead:
         log.warning("dead-lettered %s: %s", entry.id, reason)
