@@ -28,10 +28,11 @@ def build(settings: Settings) -> dict:
             "drain": {
                 "task": "sluice.drain",
                 "schedule": settings.drain_interval,
-                # Drains take a lease (app/pipeline/lease.py): one that finds a drain
-                # running returns at once, so a scheduled drain waits in the queue only
-                # while the pool is busy, never longer than one budget. Expiry only
-                # supersedes drains queued while no worker was up.
+                # Each drain hands over to its successor when its budget is spent, under
+                # a lease (app/pipeline/lease.py); beat's drains find the lease held and
+                # return at once, and restart the chain only if it was lost (a killed
+                # worker). No-ops are cheap, so none waits in the queue longer than one
+                # budget; expiry only supersedes drains queued while no worker was up.
                 "options": {"expires": settings.drain_budget + 2 * settings.drain_interval},
             },
             "maintain-storage": {

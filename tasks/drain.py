@@ -188,18 +188,11 @@ def store_chunk(
     stats.dead += len(dead)
 
 
-def idle_wait(settings: Settings) -> float:
-    """How long a drain waits on an empty stream before it returns: a little less than
-    DRAIN_INTERVAL, so the next scheduled drain finds the lease free and takes over the
-    wait (a log arriving meanwhile is read at once by whichever drain is blocked)."""
-    return max(settings.drain_interval * 0.9, settings.drain_interval - 0.1)
-
-
 def drain_stream(
     settings: Settings, consumer: str, budget: float, should_stop=lambda: False
 ) -> DrainStats:
-    """Drain chunks for up to `budget` seconds, until the stream stays empty for
-    `idle_wait`, or until `should_stop()`; a chunk once read is always finished."""
+    """Drain chunks for up to `budget` seconds, or until `should_stop()`; a chunk once
+    read is always finished."""
     r = redis_client(settings.redis_url)
     eng = engine(settings.database_url)
     stream.ensure_group(r, settings)
@@ -211,11 +204,10 @@ def drain_stream(
             entries = stream.read_recovered(r, settings, consumer) if recovering else []
             if not entries:
                 recovering = False
-                block_ms = max(int(min(remaining, idle_wait(settings)) * 1000), 1)
+                block_ms = max(int(min(remaining, 1.0) * 1000), 1)
                 entries = stream.read_new(r, settings, consumer, block_ms)
-                if not entries:
-                    break  # idle: the next scheduled drain carries on
-            store_chunk(conn, r, settings, entries, stats)
+            if entries:
+                store_chunk(conn, r, settings, entries, stats)
     if stats.chunks:
         stream.trim_acked(r, settings)
         stats.lag = stream.lag(r, settings)
@@ -239,8 +231,8 @@ def drain_leased(settings: Settings, should_stop=lambda: False) -> DrainStats | 
 
 @shared_task(bind=True, name="sluice.drain", ignore_result=True)
 def drain(self) -> dict:
-    """Beat-scheduled: drain until the stream is idle or DRAIN_BUDGET is spent; a no-op
-    while another drain runs."""
+    """Drain for DRAIN_BUDGET, then hand over to a successor; a no-op while another
+    drain runs (beat schedules one every DRAIN_INTERVAL to restart a lost chain)."""
     settings: Settings = current_app.extensions["sluice"]
     try:
         stats = drain_leased(settings, stopping)
@@ -251,6 +243,10 @@ def drain(self) -> dict:
         raise self.retry(exc=exc, countdown=countdown, max_retries=settings.max_retries) from None
     if stats is None:
         return {"skipped": "another drain is running"}
+    if not stopping():
+        # Hand over at once: some drain is always blocked on the stream, so a log is read
+        # the moment it arrives; beat's drains only restart the chain if it was lost.
+        self.apply_async(expires=settings.drain_budget + 2 * settings.drain_interval)
     if stats.chunks:  # an idle drain logs nothing: one line per busy drain
         log.info(
             "drained %s chunks: %s stored, %s duplicates, %s dead letters; lag %s",

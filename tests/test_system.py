@@ -207,7 +207,7 @@ def test_idle_drains_succeed_quietly_and_a_log_is_drained_within_a_second(stack,
     tasks = stack.wait_http("/api/tasks?taskname=sluice.drain", port=stack.flower_port).json()
     states = [t["state"] for t in tasks.values()]
     assert states.count("REVOKED") == 0, states
-    assert 6 <= len(states) <= 40, states  # about one per interval since Flower started
+    assert 6 <= len(states) <= 60, states  # per interval and per budget, no pile-up
     idle_lines = worker_log.read_bytes()[quiet_from:].decode(errors="replace")
     assert "sluice.drain" not in idle_lines, idle_lines[-2000:]
     assert " INFO " not in idle_lines, idle_lines[-2000:]

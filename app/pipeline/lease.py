@@ -1,9 +1,10 @@
 """A lease in Redis that lets one drain run at a time.
 
-Beat schedules a drain every DRAIN_INTERVAL, while a busy drain keeps going for up to
-DRAIN_BUDGET. A scheduled drain that finds the lease held returns at once, a cheap
-no-op that succeeds, instead of waiting in the queue until it expires (Flower showed
-those as REVOKED). The lease is an economy, not a guarantee: should two drains ever
+A drain reads for DRAIN_BUDGET, then hands over to a successor task, so one drain is
+always blocked on the stream. Beat also schedules a drain every DRAIN_INTERVAL, to
+restart that chain should it be lost; one that finds the lease held returns at once, a
+cheap no-op that succeeds, instead of waiting in the queue until it expires (Flower
+showed those as REVOKED). The lease is an economy, not a guarantee: should two drains ever
 overlap (a lease that expired under a stalled chunk), exactly-once still holds, since
 entries stay pending until acked and inserts are keyed on the stream id.
 """
