@@ -28,8 +28,12 @@ def build(settings: Settings) -> dict:
             "drain": {
                 "task": "sluice.drain",
                 "schedule": settings.drain_interval,
-                # A drain that could not start in time is superseded by the next one.
-                "options": {"expires": max(settings.drain_interval * 3, 1.0)},
+                # Each drain hands over to its successor when its budget is spent, under
+                # a lease (app/pipeline/lease.py); beat's drains find the lease held and
+                # return at once, and restart the chain only if it was lost (a killed
+                # worker). No-ops are cheap, so none waits in the queue longer than one
+                # budget; expiry only supersedes drains queued while no worker was up.
+                "options": {"expires": settings.drain_budget + 2 * settings.drain_interval},
             },
             "maintain-storage": {
                 "task": "sluice.maintain",

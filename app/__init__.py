@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
+from app.pipeline import logconfig
 from config import Settings, load_settings
 
 __version__ = "0.1.0"
@@ -16,9 +15,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     settings = settings or load_settings()
     if overrides:
         settings = settings.with_overrides(**overrides)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logconfig.setup(settings)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
@@ -26,7 +23,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     app.extensions["sluice"] = settings
 
     from app.extensions import sock
-    from app.web import openapi
+    from app.web import openapi, timing
     from app.web.errors import register_error_handlers
 
     openapi.configure(app, __version__)
@@ -38,6 +35,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     for bp in blueprints():
         api.register_blueprint(bp)
     register_error_handlers(app)  # after the Api's: Sluice's error shape wins
+    timing.init_app(app)
 
     register_custom_parsers(settings)
     return app

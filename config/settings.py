@@ -46,6 +46,13 @@ def _str(env: Mapping[str, str], name: str, default: str) -> str:
     return env.get(name, "").strip() or default
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = _str(env, name, default).lower()
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
 def _file(env: Mapping[str, str], name: str) -> str:
     path = _str(env, name, "")
     if path and not os.path.isfile(path):
@@ -96,6 +103,7 @@ class Settings:
     parser_patterns: str = ""
     parser_patterns_file: str = ""
     log_level: str = "INFO"
+    log_format: str = "text"
     syslog_port: int = 5514
     syslog_tls_port: int = 6514
     syslog_tls_cert: str = ""
@@ -168,6 +176,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         parser_patterns=_str(env, "PARSER_PATTERNS", ""),
         parser_patterns_file=_str(env, "PARSER_PATTERNS_FILE", ""),
         log_level=_str(env, "LOG_LEVEL", d.log_level).upper(),
+        log_format=_choice(env, "LOG_FORMAT", d.log_format, ("text", "json")),
         syslog_port=_int(env, "SYSLOG_PORT", d.syslog_port, 1),
         syslog_tls_port=_int(env, "SYSLOG_TLS_PORT", d.syslog_tls_port, 1),
         syslog_tls_cert=_file(env, "SYSLOG_TLS_CERT"),

@@ -31,7 +31,7 @@ from marshmallow import ValidationError
 from sqlalchemy import Connection
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 
-from app.pipeline import fanout, store, stream
+from app.pipeline import fanout, lease, store, stream
 from app.pipeline.connections import engine, redis_client
 from app.pipeline.record import canonical_log, log_schema, raw_to_data
 from app.pipeline.stream import Entry
@@ -53,6 +53,7 @@ class DrainStats:
     duplicates: int = 0
     dead: int = 0
     chunks: int = 0
+    lag: int = 0
     reasons: list[str] = field(default_factory=list)
 
 
@@ -115,6 +116,11 @@ def split_chunk(
     return rows, dead
 
 
+def waits(stored: list[dict], committed_at: float) -> list[float]:
+    """Per stored row, seconds from its acceptance (its stream id) to its commit."""
+    return [committed_at - int(row["stream_id"].split("-", 1)[0]) / 1000 for row in stored]
+
+
 class PublishFailed(Exception):
     """Rows were committed but not published; their entries stay pending, so the next
     delivery finds them stored and publishes them then."""
@@ -124,11 +130,13 @@ def store_chunk(
     conn: Connection, r: redis.Redis, settings: Settings, entries: list[Entry], stats: DrainStats
 ) -> None:
     """Store one chunk, publish what was stored, then dead-letter and ack."""
+    started = time.monotonic()
     rows, dead = split_chunk(entries, settings.max_retries)
     redelivered = {e.id for e in entries if e.deliveries > 1}
     refused: list[tuple[int, str]] = []
     recovered: list[dict] = []
     published = []
+    committed_at = []
 
     def insert(c, rs, isolate=False):
         if isolate:  # find the row the database refuses, alone: it costs no other its place
@@ -141,7 +149,8 @@ def store_chunk(
         recovered[:] = store.already_stored(c, again) if again else []
         return ok
 
-    def publish(stored):
+    def publish(stored):  # runs right after the commit
+        committed_at.append(time.time())
         published.append(fanout.publish_stored(r, settings, stored + recovered))
 
     try:
@@ -166,6 +175,10 @@ def store_chunk(
         drain_stored=len(stored),
         drain_duplicates=duplicates,
         drain_dead_letters=len(dead),
+        timings={
+            "accept_to_commit_seconds": waits(stored, committed_at[-1]),
+            "drain_chunk_seconds": [time.monotonic() - started],
+        },
     )
     for entry, reason in dead:
         log.warning("dead-lettered %s: %s", entry.id, reason)
@@ -197,26 +210,50 @@ def drain_stream(
                 store_chunk(conn, r, settings, entries, stats)
     if stats.chunks:
         stream.trim_acked(r, settings)
+        stats.lag = stream.lag(r, settings)
     return stats
+
+
+def drain_leased(settings: Settings, should_stop=lambda: False) -> DrainStats | None:
+    """Drain for DRAIN_BUDGET under the drain lease; None if another drain holds it."""
+    r = redis_client(settings.redis_url)
+    token = lease.acquire(r, settings)
+    if token is None:
+        return None
+    try:
+        return drain_stream(settings, consumer_name(), settings.drain_budget, should_stop)
+    finally:
+        try:
+            lease.release(r, settings, token)
+        except redis.RedisError as exc:  # the lease lapses on its own after its TTL
+            log.warning("could not release the drain lease: %s", exc)
 
 
 @shared_task(bind=True, name="sluice.drain", ignore_result=True)
 def drain(self) -> dict:
-    """Beat-scheduled: drain the stream for DRAIN_BUDGET seconds."""
+    """Drain for DRAIN_BUDGET, then hand over to a successor; a no-op while another
+    drain runs (beat schedules one every DRAIN_INTERVAL to restart a lost chain)."""
     settings: Settings = current_app.extensions["sluice"]
     try:
-        stats = drain_stream(settings, consumer_name(), settings.drain_budget, stopping)
+        stats = drain_leased(settings, stopping)
     except (OperationalError, InterfaceError, redis.RedisError, PublishFailed) as exc:
         # The database or Redis is away: entries stay pending; try again with backoff.
         countdown = min(2**self.request.retries, 30)
         log.warning("drain failed (%s); retry %s in %ss", exc, self.request.retries + 1, countdown)
         raise self.retry(exc=exc, countdown=countdown, max_retries=settings.max_retries) from None
-    if stats.chunks:
+    if stats is None:
+        return {"skipped": "another drain is running"}
+    if not stopping():
+        # Hand over at once: some drain is always blocked on the stream, so a log is read
+        # the moment it arrives; beat's drains only restart the chain if it was lost.
+        self.apply_async(expires=settings.drain_budget + 2 * settings.drain_interval)
+    if stats.chunks:  # an idle drain logs nothing: one line per busy drain
         log.info(
-            "drained %s chunks: %s stored, %s duplicates, %s dead letters",
+            "drained %s chunks: %s stored, %s duplicates, %s dead letters; lag %s",
             stats.chunks,
             stats.stored,
             stats.duplicates,
             stats.dead,
+            stats.lag,
         )
     return {"stored": stats.stored, "duplicates": stats.duplicates, "dead": stats.dead}

@@ -103,7 +103,9 @@ def maintain_task() -> dict:
 
 
 if __name__ == "__main__":
+    from app.pipeline import logconfig
     from config import load_settings
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    maintain(load_settings())
+    settings = load_settings()
+    logconfig.setup(settings)
+    maintain(settings)

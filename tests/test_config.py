@@ -38,6 +38,7 @@ def test_dead_letter_stream_follows_the_stream_name():
         ({"SYSLOG_TLS_PORT": "0"}, "SYSLOG_TLS_PORT"),
         ({"SYSLOG_TLS_CERT": "/nonexistent/cert.pem"}, "SYSLOG_TLS_CERT"),
         ({"DRAIN_INTERVAL": "soon"}, "DRAIN_INTERVAL"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
         ({"SLUICE_ENV": "production"}, "DATABASE_URL"),
         (
@@ -58,3 +59,8 @@ def test_bad_values_fail_naming_the_variable(env, named):
 def test_as_env_round_trips():
     s = load_settings({"BATCH_SIZE": "50", "STREAM_NAME": "abc"})
     assert load_settings(s.as_env()) == s
+
+
+def test_log_format_json_is_accepted_in_any_case():
+    assert load_settings({"LOG_FORMAT": "JSON"}).log_format == "json"
+    assert load_settings({}).log_format == "text"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import orjson
 import pytest
 from sqlalchemy import text
 
-from app.pipeline import counters, stream
+from app.pipeline import counters, lease, stream
 from app.pipeline.connections import redis_client
-from tasks.drain import consumer_name, drain_stream, entry_time, split_chunk
+from tasks.drain import consumer_name, drain_leased, drain_stream, entry_time, split_chunk
 from tests.helpers import count_logs
 
 
@@ -55,7 +57,6 @@ def test_redelivered_chunk_is_not_stored_twice(r, settings, db):
         store.write_in_commit_order(conn, rows, lambda stored: None)  # no ack: "killed"
     assert count_logs(db) == 100
     claimer = settings.with_overrides(claim_idle_ms=100)
-    import time
 
     time.sleep(0.2)
     pubsub = r.pubsub()
@@ -191,3 +192,15 @@ def test_offsets_are_stored_as_utc_even_extreme_ones(r, settings, db):
     db.rollback()
     stored = db.execute(text("SELECT timestamp FROM logs")).scalar_one()
     assert stored.isoformat() == "2023-12-31T01:00:00+00:00"
+
+
+def test_a_drain_while_another_holds_the_lease_is_a_no_op(r, settings, db):
+    stream.ensure_group(r, settings)
+    add(r, settings, 10)
+    token = lease.acquire(r, settings)
+    assert token is not None
+    assert drain_leased(settings) is None
+    assert count_logs(db) == 0  # entries wait for the holder
+    lease.release(r, settings, token)
+    assert drain_leased(settings).stored == 10
+    assert lease.acquire(r, settings) is not None  # released after the drain

@@ -196,3 +196,24 @@ def test_warm_shutdown_finishes_the_chunk_in_flight(stack, settings):
     assert status["pending_messages"] == 0, status["consumers"]
     stack.start("worker")
     wait_for(lambda: counts(settings.database_url) == (5000, 5000), timeout=60)
+
+
+def test_idle_drains_succeed_quietly_and_a_log_is_drained_within_a_second(stack, settings):
+    stack.start("web", "worker", "beat", "flower")
+    wait_for(lambda: stack.wait_http("/api/workers?refresh=1", port=stack.flower_port).json())
+    worker_log = stack.workdir / "worker.log"
+    quiet_from = worker_log.stat().st_size
+    time.sleep(6)  # idle: DRAIN_INTERVAL 0.5, DRAIN_BUDGET 1.0
+    tasks = stack.wait_http("/api/tasks?taskname=sluice.drain", port=stack.flower_port).json()
+    states = [t["state"] for t in tasks.values()]
+    assert states.count("REVOKED") == 0, states
+    assert 6 <= len(states) <= 60, states  # per interval and per budget, no pile-up
+    idle_lines = worker_log.read_bytes()[quiet_from:].decode(errors="replace")
+    assert "sluice.drain" not in idle_lines, idle_lines[-2000:]
+    assert " INFO " not in idle_lines, idle_lines[-2000:]
+    started = time.monotonic()
+    post_batches(stack.url, 1, 1, "prompt", [])
+    wait_for(lambda: counts(settings.database_url)[0] == 1, timeout=5, interval=0.02)
+    delay = time.monotonic() - started
+    print(f"one log committed {delay:.3f}s after it was posted")
+    assert delay < 1.5

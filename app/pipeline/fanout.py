@@ -42,7 +42,8 @@ def publish(r: redis.Redis, channel: str, logs: list[dict]) -> int:
     """Publish stored logs (already JSON-safe dicts); return the number of receivers."""
     if not logs:
         return 0
-    return r.publish(channel, jsoncodec.dumps({"logs": logs}))
+    # The publish time travels with the message, for the live fan-out delay histogram.
+    return r.publish(channel, jsoncodec.dumps({"logs": logs, "published": time.time()}))
 
 
 def publish_stored(r: redis.Redis, settings: Settings, rows: list[dict]) -> bool:
@@ -71,6 +72,7 @@ class Batch:
 
     logs: list[dict]
     frame: str
+    published: float | None = None  # when the drain published it (epoch seconds)
 
 
 class Subscriber:
@@ -173,7 +175,8 @@ class Hub:
 
     def _deliver(self, data: bytes) -> None:
         try:
-            logs = jsoncodec.loads(data)["logs"]
+            message = jsoncodec.loads(data)
+            logs, published = message["logs"], message.get("published")
             if not all(isinstance(e, dict) and isinstance(e.get("id"), int) for e in logs):
                 raise ValueError("not a list of stored logs")
             by_filter = defaultdict(list)
@@ -181,7 +184,7 @@ class Hub:
                 by_filter[sub.filter].append(sub)
             for filters, subs in by_filter.items():
                 try:
-                    batch = self._batch(filters, logs)
+                    batch = self._batch(filters, logs, published)
                 except SQLAlchemyError as exc:  # `q` needs the database: read back later
                     log.warning("live full-text filter failed (%s); resyncing its clients", exc)
                     batch = RESYNC
@@ -191,7 +194,7 @@ class Hub:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("skipped a malformed message on %s: %s", self.settings.pubsub_channel, exc)
 
-    def _batch(self, filters: Filters, logs: list[dict]) -> Batch | None:
+    def _batch(self, filters: Filters, logs: list[dict], published=None) -> Batch | None:
         """The logs passing `filters`, encoded once; None when none does."""
         matching = [entry for entry in logs if filters.match(entry)]
         if matching and filters.q:
@@ -201,7 +204,7 @@ class Hub:
         if not matching:
             return None
         frame = jsoncodec.dumps({"type": "logs", "logs": matching}).decode()
-        return Batch(matching, frame)
+        return Batch(matching, frame, published)
 
     def _snapshot(self) -> list[Subscriber]:
         with self._lock:

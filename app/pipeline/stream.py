@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import redis
 
-from app.pipeline import counters
+from app.pipeline import counters, histograms
 from config import Settings
 
 log = logging.getLogger(__name__)
@@ -189,8 +189,12 @@ def claim_idle(r: redis.Redis, settings: Settings, consumer: str) -> list[Entry]
     # An id not returned was claimed by another consumer first (its idle time restarted):
     # it is theirs now. One returned without a body was deleted from the stream by hand;
     # it can only be dead-lettered.
-    if claimed:
-        log.info("claimed %s idle entries from other consumers", len(claimed))
+    if claimed:  # a retry: their consumer left them idle past CLAIM_IDLE_MS
+        log.warning(
+            "redelivering %s entries idle over %sms on other consumers",
+            len(claimed),
+            settings.claim_idle_ms,
+        )
     return [Entry(i.decode(), f or {}, wanted[i] + 1) for i, f in claimed]
 
 
@@ -200,15 +204,19 @@ def acknowledge(
     ids: list[str],
     dead: list[tuple[Entry, str]],
     recovered: list[str] = (),
+    timings: dict[str, list[float]] | None = None,
     **counts: int,
 ) -> int:
     """Dead-letter the failed entries, ack every id and add `counts` to the shared
-    counters, in one MULTI transaction. `recovered` ids (found already stored) are
-    counted as stored only where this ack is the one that settles them; return how many."""
+    counters and `timings` to the histograms, in one MULTI transaction. `recovered` ids
+    (found already stored) are counted as stored only where this ack is the one that
+    settles them; return how many."""
     if not ids and not dead and not recovered:
         return 0
     pipe = r.pipeline(transaction=True)
     counters.count(pipe, settings, **counts)
+    for name, values in (timings or {}).items():
+        histograms.observe(pipe, settings, name, values)
     for entry, reason in dead:
         pipe.xadd(
             settings.dead_letter_stream,
@@ -307,6 +315,28 @@ def _lag(r, settings, group: dict) -> int:
     # Redis cannot always tell after deletions; count what follows the last delivery.
     after = "(" + group["last-delivered-id"].decode()
     return len(r.xrange(settings.stream_name, min=after, max="+"))
+
+
+def lag(r: redis.Redis, settings: Settings) -> int:
+    """Entries not yet delivered to any consumer of the group."""
+    group = _group_info(r, settings)
+    return r.xlen(settings.stream_name) if group is None else _lag(r, settings, group) or 0
+
+
+def oldest_undrained_age(r: redis.Redis, settings: Settings, now: float) -> float:
+    """Seconds since the oldest entry not yet acked was accepted (0 when none waits):
+    the oldest pending entry, else the first one after the group's last delivery."""
+    group = _group_info(r, settings)
+    if group is None:
+        first = r.xrange(settings.stream_name, count=1)
+    elif group["pending"]:
+        first = [(r.xpending(settings.stream_name, settings.consumer_group)["min"], None)]
+    else:
+        after = "(" + group["last-delivered-id"].decode()
+        first = r.xrange(settings.stream_name, min=after, max="+", count=1)
+    if not first:
+        return 0.0
+    return max(0.0, now - _id_key(first[0][0].decode())[0] / 1000)
 
 
 def forget_idle_consumers(r: redis.Redis, settings: Settings, idle_ms: int) -> list[str]:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 import redis
 
-from app.pipeline import counters, intake
+from app.pipeline import counters, intake, logconfig
 from app.pipeline.connections import redis_client
 from app.receivers.framing import MAX_FRAME_BYTES, Framer
 from app.receivers.syslog import frame_item
@@ -246,7 +246,5 @@ async def main(settings: Settings) -> None:
 
 if __name__ == "__main__":
     settings = load_settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logconfig.setup(settings)
     asyncio.run(main(settings))

@@ -35,7 +35,7 @@ from simple_websocket import ConnectionClosed
 from sqlalchemy import func, select
 
 from app.extensions import sock
-from app.pipeline import counters, jsoncodec
+from app.pipeline import counters, histograms, jsoncodec
 from app.pipeline.connections import engine, redis_client
 from app.pipeline.fanout import RESYNC, Batch, Hub, Subscriber
 from app.pipeline.filters import Filters, LiveFilterSchema
@@ -224,6 +224,10 @@ def _pump(ws, settings, hub: Hub, sub: Subscriber, notices: queue.Queue, last: i
                 _send(ws, {"type": "logs", "logs": [e for e in item.logs if e["id"] > last]})
             last = item.logs[-1]["id"]
             idle_since = time.monotonic()
+            if isinstance(item.published, float):
+                sent = time.time() - item.published
+                r = redis_client(settings.redis_url)
+                histograms.process_buffer.add(r, settings, "live_fanout_seconds", sent)
         elif time.monotonic() - idle_since >= settings.ws_ping_interval:
             _send(ws, {"type": "ping" if hub.ready else "stalled"})
             idle_since = time.monotonic()
