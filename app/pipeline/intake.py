@@ -37,12 +37,6 @@ class Receipt:
     rejected: list[dict] = field(default_factory=list)
     seen: bool = False  # the `once` key existed: this batch was enqueued before
 
-    def id_for(self, index: int) -> str | None:
-        """The stream id of item `index`, or None if it was rejected."""
-        try:
-            return self.ids[self.accepted.index(index)]
-        except ValueError:
-            return None
 
 
 def validate(items: list) -> tuple[list[tuple[int, dict]], list[dict]]:
