@@ -38,7 +38,6 @@ class Receipt:
     seen: bool = False  # the `once` key existed: this batch was enqueued before
 
 
-
 def validate(items: list) -> tuple[list[tuple[int, dict]], list[dict]]:
     """(index, validated log) for the valid items, and the rejects by index."""
     invalid = [
