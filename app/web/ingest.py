@@ -105,13 +105,10 @@ def _ndjson_line(line: bytes):
 def _check_size(items: list) -> None:
     if not items:
         raise APIError(400, "empty_body", "The body holds no logs.")
-    limit = _settings().max_batch
-    if len(items) > limit:
-        raise APIError(
-            413,
-            "batch_too_large",
-            f"{len(items)} logs in one request; the limit is {limit} (MAX_BATCH).",
-        )
+    try:
+        wire.check_count(len(items))  # MAX_BATCH, as every receiver checks it
+    except wire.WireError as exc:
+        raise APIError(exc.status, "batch_too_large", exc.message) from None
 
 
 def _line_item(line: str, fmt: str | None, now: datetime):
