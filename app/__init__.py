@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     app.extensions["sluice"] = settings
 
     from app.extensions import sock
-    from app.web import openapi, timing
+    from app.web import auth, openapi, timing
     from app.web.errors import register_error_handlers
 
     openapi.configure(app, __version__)
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     for bp in blueprints():
         api.register_blueprint(bp)
     register_error_handlers(app)  # after the Api's: Sluice's error shape wins
+    auth.init_app(app)
     timing.init_app(app)
 
     register_custom_parsers(settings)
@@ -43,10 +44,23 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
 
 def blueprints() -> list:
     """Every HTTP face, in the order its routes are registered."""
-    from app.web import bulk, heroku, ingest, live, loki, metrics, otlp, parse, query, status, ui
+    from app.web import (
+        auth,
+        bulk,
+        heroku,
+        ingest,
+        live,
+        loki,
+        metrics,
+        otlp,
+        parse,
+        query,
+        status,
+        ui,
+    )
 
     return [
-        *(ingest.bp, parse.bp, status.bp, live.bp, ui.bp, query.bp, metrics.bp),
+        *(ingest.bp, parse.bp, status.bp, live.bp, ui.bp, query.bp, metrics.bp, auth.bp),
         *(heroku.bp, loki.bp, bulk.bp, otlp.bp),  # the shippers' protocols
     ]
 
