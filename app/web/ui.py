@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Response, current_app, render_template, request
+from flask import Response, current_app, render_template, request, session
 from flask_smorest import Blueprint
 
 from app.web.bulk import banner
@@ -77,6 +77,7 @@ def index():
         "index.html",
         flower_url=flower_url(host, settings.flower_port),
         has_openapi="/openapi.json" in rules,
+        signed_in="key" in session,
     )
     # A Response, so the documented answer (`bp.response`) passes it through as it is.
     return Response(
@@ -85,7 +86,7 @@ def index():
         headers={
             "Content-Security-Policy": content_security_policy(host),
             "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer",
+            "Referrer-Policy": "same-origin",  # "no-referrer" would send `Origin: null` on our forms
             "Cache-Control": "no-cache",
         },
     )
