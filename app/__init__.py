@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     openapi.register_components(api, app)
     for bp in blueprints():
         api.register_blueprint(bp)
+    auth.document(api, app)
     register_error_handlers(app)  # after the Api's: Sluice's error shape wins
     auth.init_app(app)
     timing.init_app(app)

@@ -18,6 +18,7 @@ import base64
 import binascii
 import logging
 import math
+import re
 import secrets
 import time
 from urllib.parse import urlsplit
@@ -281,3 +282,43 @@ def _page(html: str, status: int = 200):
             "Cache-Control": "no-store",
         },
     )
+
+
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <key>`"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    "basic": {"type": "http", "scheme": "basic", "description": "The key as the password."},
+    "session": {"type": "apiKey", "in": "cookie", "name": "sluice_session"},
+}
+
+
+def document(api, app: Flask) -> None:
+    """Say in /openapi.json which scope each operation needs, and its 401 and 403."""
+    for name, scheme in SECURITY_SCHEMES.items():
+        api.spec.components.security_scheme(name, scheme)
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    endpoints = {}
+    for rule in app.url_map.iter_rules():
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            endpoints[(path, method.lower())] = rule.endpoint
+    for path, operations in api.spec._paths.items():  # apispec keeps the paths here
+        for method, operation in operations.items():
+            endpoint = endpoints.get((path, method))
+            if endpoint is None:
+                continue
+            scope = required_scope(endpoint, method.upper())
+            if scope is None:
+                operation["security"] = []
+                continue
+            needed = "read" if scope == "any" else scope
+            operation["security"] = [{name: []} for name in SECURITY_SCHEMES]
+            operation["description"] = (
+                operation.get("description", "") + f"\n\nNeeds a key with the `{needed}` scope."
+            ).strip()
+            operation["responses"].setdefault(
+                "401", {"description": "No key, or an unknown one.", "content": error}
+            )
+            operation["responses"].setdefault(
+                "403", {"description": f"The key lacks the {needed} scope.", "content": error}
+            )

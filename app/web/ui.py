@@ -86,7 +86,8 @@ def index():
         headers={
             "Content-Security-Policy": content_security_policy(host),
             "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "same-origin",  # "no-referrer" would send `Origin: null` on our forms
+            # "no-referrer" would make forms send `Origin: null`, refused as cross-origin.
+            "Referrer-Policy": "same-origin",
             "Cache-Control": "no-cache",
         },
     )

@@ -61,7 +61,7 @@ class _OtherSite(BaseHTTPRequestHandler):
 
     target = ""
 
-    def do_GET(self):  # noqa: N802 - http.server's name
+    def do_GET(self):
         body = (
             "<!doctype html><title>other</title><script>"
             f"const ws = new WebSocket('{self.target}');"
