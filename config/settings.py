@@ -8,6 +8,7 @@ The environment is parsed once into a frozen `Settings`; nothing else in Sluice 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -74,6 +75,19 @@ def _rate(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+PRIVATE_NETWORKS = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
+
+
+def _networks(env: Mapping[str, str], name: str) -> str:
+    raw = _str(env, name, "")
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name}: {part!r} is not an address or network") from None
+    return raw
+
+
 _ENV_NAMES = {
     "env": "SLUICE_ENV",
     **{
@@ -137,6 +151,7 @@ class Settings:
     admin_keys: str = ""
     keys_file: str = ""
     secret_key: str = ""
+    syslog_allow: str = ""
     ingest_rate_limit: str = "2000/second"
     read_rate_limit: str = "50/second"
     keyring: Keyring = field(default=Keyring(), compare=False, repr=False)
@@ -182,6 +197,16 @@ class Settings:
         if self.flower_basic_auth:
             return [c for c in self.flower_basic_auth.split(",") if c]
         return [f"admin:{secret}" for secret in self.keyring.admin_secrets()]
+
+    @property
+    def syslog_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """Peers the syslog listener takes frames from (syslog carries no key).
+
+        SYSLOG_ALLOW, else loopback and the private ranges when keys exist, else anyone
+        (the listener then binds loopback only, like the web process).
+        """
+        raw = self.syslog_allow or (PRIVATE_NETWORKS if self.keyring else "0.0.0.0/0,::/0")
+        return tuple(ipaddress.ip_network(n.strip(), strict=False) for n in raw.split(","))
 
     @property
     def bind_host(self) -> str:
@@ -259,6 +284,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         admin_keys=_str(env, "SLUICE_ADMIN_KEYS", ""),
         keys_file=_file(env, "SLUICE_KEYS_FILE"),
         secret_key=_str(env, "SLUICE_SECRET_KEY", ""),
+        syslog_allow=_networks(env, "SYSLOG_ALLOW"),
         ingest_rate_limit=_rate(env, "INGEST_RATE_LIMIT", d.ingest_rate_limit),
         read_rate_limit=_rate(env, "READ_RATE_LIMIT", d.read_rate_limit),
     )
