@@ -43,10 +43,25 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
 
 def blueprints() -> list:
     """Every HTTP face, in the order its routes are registered."""
-    from app.web import bulk, heroku, ingest, live, loki, metrics, otlp, parse, query, status, ui
+    from app.web import (
+        bulk,
+        deadletters,
+        heroku,
+        ingest,
+        live,
+        loki,
+        metrics,
+        otlp,
+        parse,
+        query,
+        status,
+        system,
+        ui,
+    )
 
     return [
         *(ingest.bp, parse.bp, status.bp, live.bp, ui.bp, query.bp, metrics.bp),
+        *(deadletters.bp, system.bp),  # operations
         *(heroku.bp, loki.bp, bulk.bp, otlp.bp),  # the shippers' protocols
     ]
 
