@@ -18,7 +18,7 @@ NEWEST_DEAD = 10
 
 _PARTITION_SIZES = text(
     "SELECT c.relname AS name, pg_total_relation_size(c.oid) AS bytes, "
-    "greatest(c.reltuples, 0)::bigint AS rows_estimate "
+    "CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint END AS rows_estimate "
     "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
     "WHERE i.inhparent = 'logs'::regclass ORDER BY c.relname DESC"
 )
@@ -66,7 +66,8 @@ def consumers(r: redis.Redis, settings: Settings) -> list[dict]:
 
 
 def partitions(conn: Connection) -> list[dict]:
-    """Each partition of `logs`, newest first, with its size (table, indexes, TOAST)."""
+    """Each partition of `logs`, newest first, with its size (table, indexes, TOAST) and
+    the planner's row estimate (None until it was first analyzed)."""
     return [dict(row) for row in conn.execute(_PARTITION_SIZES).mappings()]
 
 

@@ -7,9 +7,10 @@ const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 2000;
 const HEIGHT = 150;
 const PAD = { left: 46, right: 10, top: 10, bottom: 22 };
+// Drawn in this order: stored over accepted (they coincide when the drain keeps up).
 const SERIES = [
-  ["drain_stored", "stored"],
   ["ingest_accepted", "accepted"],
+  ["drain_stored", "stored"],
   ["drain_dead_letters", "dead"],
 ];
 
@@ -55,11 +56,12 @@ function drawRates(container, rates) {
     label.textContent = formatCount(Math.round(value));
     root.append(label);
   }
-  for (const i of [0, Math.floor((points - 1) / 2), points - 1]) {
-    const label = svg("text", { x: x(i), y: HEIGHT - 6, class: "tick x" });
+  const anchors = ["start", "middle", "end"];
+  [0, Math.floor((points - 1) / 2), points - 1].forEach((i, n) => {
+    const label = svg("text", { x: x(i), y: HEIGHT - 6, class: "tick x", "text-anchor": anchors[n] });
     label.textContent = formatTime(rates.drain_stored[i][0] * 1000).slice(0, 5);
     root.append(label);
-  }
+  });
   for (const [name, cls] of SERIES) {
     const coords = rates[name].map((p, i) => `${x(i).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" ");
     root.append(svg("polyline", { points: coords, class: `line series-${cls}`, "data-series": name }));
@@ -104,7 +106,7 @@ function drawPartitions(status) {
       "tr",
       {},
       el("td", { class: "mono", text: p.name }),
-      el("td", { class: "num", text: formatCount(p.rows_estimate) }),
+      el("td", { class: "num", text: p.rows_estimate === null ? "–" : formatCount(p.rows_estimate) }),
       el("td", { class: "num", text: formatBytes(p.bytes) }),
     ),
   );
@@ -142,7 +144,7 @@ function drawQueue(status) {
   const minute = rates.drain_stored.slice(-6).reduce((sum, p) => sum + p[1], 0);
   $("rate-now").textContent = formatCount(minute);
   $("last-stored").textContent = rates.last_stored_at
-    ? `last stored ${formatTime(rates.last_stored_at * 1000)}`
+    ? `last stored ${formatTime(rates.last_stored_at * 1000).slice(0, 8)}`
     : "nothing stored in 10 min";
 }
 
