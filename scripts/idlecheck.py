@@ -22,6 +22,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg2
 import requests
@@ -38,9 +39,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def empty_redis_db(url: str) -> str:
+    """`url` on the first empty Redis database from 8 up: Celery's events are broadcast
+    per database, so workers of other stacks on the same server (tests) would show in this
+    Flower and sync with this worker."""
+    import redis
+
+    parts = urlsplit(url)
+    for db in range(8, 16):
+        candidate = parts._replace(path=f"/{db}").geturl()
+        if redis.Redis.from_url(candidate).dbsize() == 0:
+            return candidate
+    raise SystemExit("no empty Redis database in 8-15 to run the check on")
+
+
 def environment(database_url: str, redis_url: str, workdir: Path) -> dict[str, str]:
     """`make run`'s environment, with names and ports of this check's own."""
-    names = f"sluice-idlecheck:{uuid.uuid4().hex[:8]}"
+    tag = uuid.uuid4().hex[:8]
+    names = f"sluice-idlecheck:{tag}"
     return {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -54,6 +70,7 @@ def environment(database_url: str, redis_url: str, workdir: Path) -> dict[str, s
         "PUBSUB_CHANNEL": f"{names}:new_logs",
         "CELERY_QUEUE": f"{names}:celery",
         "KEY_PREFIX": names,
+        "CELERY_HOSTNAME": f"sluice-idlecheck-{tag}@%h",
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
 
@@ -64,13 +81,15 @@ def flower(env: dict, path: str):
     return requests.get(url, timeout=10).json()
 
 
-def wait_for_worker(env: dict, timeout: float = 90) -> None:
-    """Until Flower lists a worker."""
+def wait_for_worker(env: dict, timeout: float = 90) -> str:
+    """Until Flower lists this check's worker; its node name."""
+    prefix = env["CELERY_HOSTNAME"].split("@")[0] + "@"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if flower(env, "/api/workers?refresh=1"):
-                return
+            mine = [n for n in flower(env, "/api/workers?refresh=1") if n.startswith(prefix)]
+            if mine:
+                return mine[0]
         except (requests.RequestException, ValueError):
             pass
         time.sleep(1)
@@ -83,19 +102,24 @@ def worker_lines(log: Path, offset: int) -> list[str]:
     return [line.split("| ", 1)[-1] for line in text.splitlines() if " worker.1 " in line[:24]]
 
 
-def report(tasks: dict, idle_since: float, lines: list[str], seconds: float) -> bool:
+def report(tasks: dict, idle_since: float, lines: list[str], seconds: float, node: str) -> bool:
     """Print what was seen; True when it is as it should be."""
+    others = {t.get("worker") for t in tasks.values()} - {node, None}
+    if others:
+        print(f"(tasks of other workers ignored: {sorted(others)})")
+    tasks = {k: t for k, t in tasks.items() if t.get("worker") in (node, None)}
     states = collections.Counter(t["state"] for t in tasks.values())
     drains = [
         t
         for t in tasks.values()
         if t.get("name") == "sluice.drain" and (t.get("received") or 0) >= idle_since
     ]
+    skipped = sum(1 for t in drains if "skipped" in str(t.get("result")))
     info = [line for line in lines if " INFO " in line]
     per_drain = len(info) / len(drains) if drains else float(len(info))
     print(f"idle for {seconds:.0f} s")
     print(f"Flower /api/tasks: {len(tasks)} tasks: {dict(sorted(states.items()))}")
-    print(f"drains received while idle: {len(drains)}")
+    print(f"drains received while idle: {len(drains)} ({skipped} beat no-ops while one ran)")
     print(
         f"worker lines while idle: {len(lines)}, at INFO: {len(info)} ({per_drain:.2f} per drain)"
     )
@@ -112,7 +136,8 @@ def run_check(seconds: float) -> bool:
         workdir = Path(tmp)
         database = f"sluice_idlecheck_{uuid.uuid4().hex[:8]}"
         server_url = services.postgres_server_url()
-        env = environment(with_database(server_url, database), services.redis_url(), workdir)
+        redis_url = empty_redis_db(services.redis_url())
+        env = environment(with_database(server_url, database), redis_url, workdir)
         for note in services.notes:
             say(note)
         try:
@@ -135,13 +160,13 @@ def _observe(env: dict, log: Path, seconds: float) -> bool:
         )
     try:
         say(f"started {', '.join(PROCESSES)}; waiting for the worker in Flower")
-        wait_for_worker(env)
+        node = wait_for_worker(env)
         time.sleep(3)  # past the worker's start-up lines
         offset, idle_since = log.stat().st_size, time.time()
         say(f"idle for {seconds:.0f} s")
         time.sleep(seconds)
         tasks = flower(env, "/api/tasks")
-        return report(tasks, idle_since, worker_lines(log, offset), seconds)
+        return report(tasks, idle_since, worker_lines(log, offset), seconds, node)
     finally:
         honcho.send_signal(signal.SIGINT)
         try:
@@ -159,9 +184,11 @@ def _cleanup(server_url: str, database: str, env: dict) -> None:
     conn.cursor().execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     conn.close()
     r = redis.Redis.from_url(env["REDIS_URL"])
-    keys = list(r.scan_iter(match=f"{env['KEY_PREFIX']}*", count=1000))
-    keys += [env["CELERY_QUEUE"], f"_kombu.binding.{env['CELERY_QUEUE']}"]
-    r.delete(*keys)
+    # This check's names, and what Celery and kombu left in the (empty before) database.
+    patterns = (f"{env['KEY_PREFIX']}*", f"{env['CELERY_QUEUE']}*", "_kombu.*", "unacked*")
+    keys = [k for p in patterns for k in r.scan_iter(match=p, count=1000)]
+    if keys:
+        r.delete(*keys)
 
 
 def main(argv: list[str] | None = None) -> int:
