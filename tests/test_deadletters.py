@@ -152,6 +152,7 @@ def test_listing_is_newest_first_and_paged(client, r, settings):
     rest = client.get(f"/deadletters?limit=10&before={first['next_before']}").json
     assert [d["reason"] for d in rest["dead_letters"]] == ["why 2", "why 1", "why 0"]
     assert rest["next_before"] is None
+    assert client.get("/deadletters?before=0-0").json["dead_letters"] == []
 
 
 @pytest.mark.parametrize(
@@ -160,6 +161,7 @@ def test_listing_is_newest_first_and_paged(client, r, settings):
         ({"method": "GET", "path": "/deadletters?limit=0"}, "limit"),
         ({"method": "GET", "path": "/deadletters?before=yesterday"}, "before"),
         ({"method": "GET", "path": "/deadletters?page=2"}, "page"),
+        ({"method": "GET", "path": "/deadletters?before=18446744073709551616-0"}, "before"),
         ({"method": "POST", "path": "/deadletters/replay", "json": {}}, "ids"),
         ({"method": "POST", "path": "/deadletters/replay", "json": {"ids": ["x"]}}, "ids"),
         (

@@ -68,6 +68,8 @@ def to_json(entry_id: str, fields: dict[bytes, bytes]) -> dict:
 def newest(r: redis.Redis, settings: Settings, limit: int, before: str | None = None):
     """(`limit` dead letters newest first, strictly older than `before` if given; the id
     to pass as `before` for the next page, or None at the end)."""
+    if before == "0-0":  # nothing is older (and Redis refuses an exclusive "(0-0")
+        return [], None
     top = f"({before}" if before else "+"
     found = r.xrevrange(settings.dead_letter_stream, max=top, min="-", count=limit + 1)
     page = [to_json(i.decode(), f) for i, f in found[:limit]]

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import current_app, jsonify
 from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
@@ -14,7 +16,15 @@ from app.web.openapi import Open, errors
 
 bp = Blueprint("deadletters", __name__, description="Dead letters: list and replay.")
 
-STREAM_ID = validate.Regexp(r"^\d{1,20}-\d{1,20}$", error="Not a stream id (like 1700000000000-0).")
+_STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
+
+
+def stream_id(value: str) -> None:
+    """A Redis stream id: `<ms>-<seq>`, each at most 2^64 - 1."""
+    if not _STREAM_ID.fullmatch(value) or max(map(int, value.split("-"))) >= 2**64:
+        raise ValidationError("Not a stream id (like 1700000000000-0).")
+
+
 MAX_REPLAY = 10_000
 
 
@@ -29,7 +39,7 @@ class ListArgs(Schema):
     )
     before = fields.String(
         load_default=None,
-        validate=STREAM_ID,
+        validate=stream_id,
         metadata={"description": "Only dead letters older than this id (a page's `next_before`)."},
     )
 
@@ -63,7 +73,7 @@ class ReplayArgs(Schema):
         unknown = RAISE
 
     ids = fields.List(
-        fields.String(validate=STREAM_ID), validate=validate.Length(1, 1000), load_default=None
+        fields.String(validate=stream_id), validate=validate.Length(1, 1000), load_default=None
     )
     all = fields.Boolean(load_default=False)
     limit = fields.Integer(load_default=1000, validate=validate.Range(1, MAX_REPLAY))
