@@ -11,6 +11,7 @@ that pid.
 from __future__ import annotations
 
 import logging
+import time
 
 import redis
 from flask import current_app, jsonify
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("system", __name__, description="The system at a glance.")
 
-INSPECT_TIMEOUT = 1.0  # seconds; the page polls every few seconds
+INSPECT_TIMEOUT = 1.0  # seconds a status request waits for the workers' answers
+INSPECT_EVERY = 5.0  # seconds an answer is reused for
 
 
 class SystemStatus(Open):
@@ -44,6 +46,15 @@ class SystemStatus(Open):
     flower_url = fields.String(allow_none=True, required=True)
 
 
+def _worker_stats(celery) -> dict:
+    # Every open page polls; one broadcast per INSPECT_EVERY per web process is enough.
+    cache = current_app.extensions.setdefault("sluice_worker_stats", {"at": 0.0})
+    if time.monotonic() - cache["at"] > INSPECT_EVERY:
+        cache["stats"] = celery.control.inspect(timeout=INSPECT_TIMEOUT).stats() or {}
+        cache["at"] = time.monotonic()
+    return cache["stats"]
+
+
 def workers(consumers: list[dict]) -> dict:
     """Celery's workers with their pool's pids, and which stream consumer each pid is;
     `available` False (with the reason) when they could not be asked in time."""
@@ -51,7 +62,7 @@ def workers(consumers: list[dict]) -> dict:
     if celery is None:
         return {"available": False, "error": "no Celery app in this process", "nodes": []}
     try:
-        stats = celery.control.inspect(timeout=INSPECT_TIMEOUT).stats() or {}
+        stats = _worker_stats(celery)
     except (KombuError, OSError, redis.RedisError) as exc:  # the broker is away: say so
         log.warning("could not inspect the workers: %s", exc)
         return {"available": False, "error": str(exc), "nodes": []}

@@ -79,7 +79,11 @@ function lastDrain(consumer) {
 function drawWorkers(status) {
   const { workers, consumers } = status;
   const nodeOf = {};
-  for (const node of workers.nodes) for (const name of node.consumers) nodeOf[name] = node.name;
+  for (const node of workers.nodes) {
+    const drains = node.tasks["sluice.drain"];
+    const label = drains === undefined ? node.name : `${node.name} (${formatCount(drains)} drains)`;
+    for (const name of node.consumers) nodeOf[name] = label;
+  }
   const rows = consumers.map((c) =>
     el(
       "tr",
