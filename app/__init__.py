@@ -48,6 +48,7 @@ def blueprints() -> list:
     from app.web import (
         auth,
         bulk,
+        deadletters,
         heroku,
         ingest,
         live,
@@ -57,11 +58,13 @@ def blueprints() -> list:
         parse,
         query,
         status,
+        system,
         ui,
     )
 
     return [
         *(ingest.bp, parse.bp, status.bp, live.bp, ui.bp, query.bp, metrics.bp, auth.bp),
+        *(deadletters.bp, system.bp),  # operations
         *(heroku.bp, loki.bp, bulk.bp, otlp.bp),  # the shippers' protocols
     ]
 

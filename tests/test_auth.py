@@ -79,6 +79,16 @@ ROUTES = {
     ),
     "api-docs.openapi_json": ("GET", "/openapi.json", {}, "read", 200),
     "ui.index": ("GET", "/", {"headers": {"Accept": "text/html"}}, "read", 200),
+    "deadletters.list_dead_letters": ("GET", "/deadletters", {}, "read", 200),
+    "deadletters.replay_dead_letters": (
+        "POST",
+        "/deadletters/replay",
+        _json({"all": True}),
+        "admin",
+        200,
+    ),
+    "system.page": ("GET", "/system", {"headers": {"Accept": "text/html"}}, "read", 200),
+    "system.status": ("GET", "/system/status", {}, "read", 200),
 }
 # Open to anyone: they reveal no log and change nothing.
 OPEN_ROUTES = {
