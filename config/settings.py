@@ -42,6 +42,13 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0
     return value
 
 
+def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default, 0.0)
+    if value > 1.0:
+        raise ConfigError(f"{name} must be a fraction between 0 and 1, got {value}")
+    return value
+
+
 def _str(env: Mapping[str, str], name: str, default: str) -> str:
     return env.get(name, "").strip() or default
 
@@ -108,6 +115,12 @@ class Settings:
     syslog_tls_port: int = 6514
     syslog_tls_cert: str = ""
     syslog_tls_key: str = ""
+    # Write-side limits (issue 9): nesting, time window, bytes in Redis.
+    max_json_depth: int = 32
+    max_future_seconds: int = 86_400
+    queue_max_bytes: int = 256 * 1024 * 1024
+    redis_memory_high: float = 0.9
+    dead_letter_max_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
         # Derived defaults: the read replica falls back to the primary, the dead-letter
@@ -181,6 +194,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         syslog_tls_port=_int(env, "SYSLOG_TLS_PORT", d.syslog_tls_port, 1),
         syslog_tls_cert=_file(env, "SYSLOG_TLS_CERT"),
         syslog_tls_key=_file(env, "SYSLOG_TLS_KEY"),
+        # Write-side limits (issue 9).
+        max_json_depth=_int(env, "MAX_JSON_DEPTH", d.max_json_depth, 1),
+        max_future_seconds=_int(env, "MAX_FUTURE_SECONDS", d.max_future_seconds, 0),
+        queue_max_bytes=_int(env, "QUEUE_MAX_BYTES", d.queue_max_bytes, 1024 * 1024),
+        redis_memory_high=_fraction(env, "REDIS_MEMORY_HIGH", d.redis_memory_high),
+        dead_letter_max_bytes=_int(env, "DEAD_LETTER_MAX_BYTES", d.dead_letter_max_bytes, 65_536),
     )
     if settings.is_production:
         _refuse_unsafe(env)
