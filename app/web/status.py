@@ -41,7 +41,8 @@ def persistence(r: redis.Redis) -> dict[str, str]:
     (CONFIG GET save: "unknown" where a managed Redis refuses CONFIG)."""
     aof = "on" if r.info("persistence").get("aof_enabled") else "off"
     try:
-        rdb = "on" if r.config_get("save").get("save") else "off"
+        found = r.config_get("save")
+        rdb = "on" if found.get("save", found.get(b"save")) else "off"
     except redis.ResponseError:
         rdb = "unknown"
     return {"aof": aof, "rdb": rdb}
