@@ -422,3 +422,58 @@ def test_stream_enqueue_is_one_round_trip(r, settings, monkeypatch):
     assert sent == ["EVALSHA"]
     totals = counters.totals(r, settings)
     assert (totals["ingest_accepted"], totals["ingest_rejected"]) == (3, 1)
+
+
+# --- the hot path's quick check ----------------------------------------------------------
+
+canonical_items = st.fixed_dictionaries(
+    {"message": st.text(max_size=8)},
+    optional={
+        "level": st.sampled_from(["INFO", "WARN", "info", "Error", "loud", None]),
+        "source": st.one_of(st.none(), st.text(max_size=4), st.integers(), st.just("s" * 300)),
+        "application": st.one_of(st.none(), st.text(max_size=4)),
+        "timestamp": st.one_of(
+            st.datetimes(timezones=st.sampled_from([UTC, None])).map(datetime.isoformat),
+            st.just("2026-01-01T00:00:00Z"),
+            st.integers(0, 2**40),
+            st.text(max_size=6),
+        ),
+        "metadata": st.one_of(json_values, st.just({"a": "x" * 70_000})),
+    },
+)
+
+
+@given(item=canonical_items)
+def test_quick_log_is_the_schema_or_nothing(item):
+    from marshmallow import ValidationError
+
+    from app.pipeline.record import log_schema, quick_log
+
+    quick = quick_log(item)
+    if quick is None:
+        return
+    try:
+        loaded = log_schema.load(item)
+    except ValidationError as exc:
+        raise AssertionError(f"quick check took what the schema refuses: {exc.messages}") from None
+    assert quick == loaded
+
+
+@pytest.mark.parametrize(
+    ("item", "quick"),
+    [
+        ({"message": "m", "level": "WARN", "timestamp": "2026-01-01T00:00:00+02:00"}, True),
+        ({"message": "m", "source": "s", "metadata": {"a": [1, {"b": 2}]}}, True),
+        ({"message": "m", "level": "warning"}, False),  # the schema normalises it
+        ({"message": "m", "user": 7}, False),  # an extra key goes to metadata
+        ({"message": "m", "timestamp": 1700000000}, False),
+        ({"message": "a\x00b"}, False),
+        ({"message": "m", "source": "a\x00"}, False),
+        ({"message": "m", "metadata": {"k": "\x00"}}, False),
+        ({"message": "  "}, False),
+    ],
+)
+def test_quick_log_takes_only_sluices_own_shape(item, quick):
+    from app.pipeline.record import quick_log
+
+    assert (quick_log(item) is not None) == quick

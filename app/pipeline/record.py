@@ -230,12 +230,32 @@ def canonical_log(data: object, encoded: bytes) -> dict | None:
     The drain re-checks every entry (anything may write to the stream), but entries from
     Sluice's own ingest are canonical: checking that costs a fraction of a schema load.
     """
-    if (
-        not isinstance(data, dict)
-        or len(encoded) > MAX_METADATA_BYTES
-        or b"\\u0000" in encoded
-        or not data.keys() <= KNOWN_FIELDS
+    if len(encoded) > MAX_METADATA_BYTES or b"\\u0000" in encoded:
+        return None
+    return _canonical(data)
+
+
+def quick_log(item: object) -> dict | None:
+    """`canonical_log` for an item sent to ingest: the log `LogSchema` would load from an
+    item already in Sluice's own shape (known keys, a canonical level, an ISO time with
+    its offset), or None for the schema to judge. Most senders of the JSON API send that
+    shape, and this costs a fraction of a schema load."""
+    log = _canonical(item)
+    if log is None:
+        return None
+    if any(
+        v is not None and "\x00" in v for v in (log["message"], log["source"], log["application"])
     ):
+        return None
+    if log["metadata"]:
+        encoded = jsoncodec.dumps(log["metadata"])
+        if len(encoded) > MAX_METADATA_BYTES or b"\\u0000" in encoded:
+            return None
+    return log
+
+
+def _canonical(data: object) -> dict | None:
+    if not isinstance(data, dict) or not data.keys() <= KNOWN_FIELDS:
         return None
     message, level = data.get("message"), data.get("level", "INFO")
     if not isinstance(message, str) or not message.strip() or len(message) > MAX_MESSAGE_CHARS:
@@ -266,9 +286,14 @@ def canonical_log(data: object, encoded: bytes) -> dict | None:
 
 
 def load_logs(items: list) -> tuple[list[tuple[int, dict]], list[dict]]:
-    """Validate each item; return (index, log) for the valid ones and the rejects by index."""
+    """Validate each item; return (index, log) for the valid ones and the rejects by index.
+    An item already in Sluice's own shape takes the quick check (`quick_log`)."""
     good, rejected = [], []
     for index, item in enumerate(items):
+        quick = quick_log(item)
+        if quick is not None:
+            good.append((index, quick))
+            continue
         try:
             good.append((index, log_schema.load(item)))
         except ValidationError as exc:

@@ -4,8 +4,11 @@ Entry layout: a structured log is one field `d` (its JSON); a raw line is `r` (t
 and `f` (the format asked for, or empty for detection in the drain).
 
 The stream is bounded by refusing new entries, never by trimming: `enqueue` rejects a
-batch that would push the backlog past `STREAM_MAXLEN`, and `trim_acked` removes only
-entries that every reader has acknowledged (stored or dead-lettered).
+batch that would push the backlog past `STREAM_MAXLEN` entries or `QUEUE_MAX_BYTES`
+(QueueFull), or Redis past `REDIS_MEMORY_HIGH` of its `maxmemory` (RedisMemoryHigh), and
+`trim_acked` removes only entries that every reader has acknowledged (stored or
+dead-lettered). The dead-letter stream is the one trimmed: by entries and by bytes,
+oldest first, each trimmed entry counted.
 """
 
 from __future__ import annotations
