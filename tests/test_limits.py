@@ -3,6 +3,7 @@ the dead-letter stream's bytes (issue 9)."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -147,6 +148,14 @@ def test_item_deeper_than_the_decoder_costs_no_neighbour(client, r, settings):
         ((reject),) = response.json["rejected"]
         assert reject["index"] == 7
         assert "MAX_JSON_DEPTH" in reject["errors"]["_schema"][0]
+
+
+def test_one_log_deeper_than_the_decoder_is_422_at_index_0(client):
+    body = b'{"message":"deep","metadata":' + nested_bytes(1100) + b"}"
+    response = post_json(client, "/data/fast", body)
+    assert response.status_code == 422
+    assert response.json["rejected"][0]["index"] == 0
+    assert "MAX_JSON_DEPTH" in response.json["rejected"][0]["errors"]["_schema"][0]
 
 
 def test_deep_ndjson_line_is_refused_alone(client, settings):
@@ -361,11 +370,12 @@ def test_redis_near_maxmemory_is_503_with_retry_after(small_redis):
     client = create_app(small_redis).test_client()
     r = redis.Redis.from_url(small_redis.redis_url)
     _fill(r, 2)
+    time.sleep(1)  # Redis frees the filling client's query buffer in its cron
     used = r.info("memory")["used_memory"]
     r.config_set("maxmemory", str(int(used / 0.8)))  # 80% used, under the 90% mark
     assert client.post("/data/fast", json={"message": "fits"}).status_code == 202
-    used = r.info("memory")["used_memory"]
     r.config_set("maxmemory", str(int(used / 0.95)))  # 95% used, past the 90% mark
+    time.sleep(stream.MEMORY_CHECK_SECONDS + 0.1)  # each process reads it once a second
     response = client.post("/data/fast", json={"message": "does not fit"})
     assert response.status_code == 503
     assert response.json["error"] == "redis_memory_high"
@@ -415,6 +425,7 @@ def test_stream_enqueue_is_one_round_trip(r, settings, monkeypatch):
         sent.append(args[0])
         return original(self, *args, **kwargs)
 
+    monkeypatch.setattr(stream, "MEMORY_CHECK_SECONDS", 3600)  # read once a second
     intake.submit(r, settings, [{"message": "warm"}])  # the script is loaded once
     monkeypatch.setattr(type(r), "execute_command", counting)
     receipt = intake.submit(r, settings, [{"message": "a"}, {"message": "b"}, {"level": "x"}])

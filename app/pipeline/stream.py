@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 
 import orjson
@@ -29,13 +30,14 @@ log = logging.getLogger(__name__)
 # The whole of an ingest request's Redis work, in one round trip: the retry key, the
 # caps (entries, the stream's bytes, Redis's memory), the appends and the counters.
 # KEYS[1] stream, KEYS[2] counters hash, KEYS[3] (optional) a once-key.
-# ARGV[1] cap in entries, ARGV[2] cap in bytes (the stream's MEMORY USAGE), ARGV[3] the
-# share of `maxmemory` past which nothing is appended, ARGV[4] k (fields per entry),
+# ARGV[1] cap in entries, ARGV[2] cap in bytes (the stream's MEMORY USAGE), ARGV[3]
+# unused (0), ARGV[4] k (fields per entry),
 # ARGV[5] the once-key's TTL, ARGV[6] the request's fingerprint ("" for none), ARGV[7]
 # the answer to keep with the key, ARGV[8] more counters to add ({name: amount} as
 # JSON: the request's rejects, replaced timestamps), ARGV[9] the
 # batch's bytes, ARGV[10..9+k] field names, then the values, k per entry.
-# Returns {"OK", ids}, {"SEEN", kept}, {"FULL", length, bytes} or {"MEMORY", used, max}.
+# Returns {"OK", ids}, {"SEEN", kept} or {"FULL", length, bytes}. Redis's own memory is
+# read outside it (`memory_high`): INFO costs more than the rest of the script.
 # The once-key is checked and set in the same script, so two concurrent retries can
 # never both append, and "appended" and "seen" never disagree.
 _ENQUEUE = """
@@ -54,16 +56,6 @@ local used = redis.call('MEMORY', 'USAGE', KEYS[1], 'SAMPLES', '5') or 0
 if length + n > tonumber(ARGV[1]) or used + size > tonumber(ARGV[2]) then
   redis.call('HINCRBY', KEYS[2], 'ingest_refused_queue_full', 1)
   return {'FULL', length, used}
-end
-local info = redis.call('INFO', 'memory')
-local maxmemory = tonumber(string.match(info, 'maxmemory:(%d+)'))
-if maxmemory and maxmemory > 0 then
-  local total = tonumber(string.match(info, 'used_memory:(%d+)'))
-  if total + size > maxmemory * tonumber(ARGV[3]) then
-    -- pcall: past maxmemory itself even this count is refused (OOM); the answer stands.
-    redis.pcall('HINCRBY', KEYS[2], 'ingest_refused_redis_memory', 1)
-    return {'MEMORY', total, maxmemory, length, used}
-  end
 end
 local ids = {}
 local args = {}
@@ -208,17 +200,20 @@ def enqueue(
 
     `once` is (key, ttl seconds[, fingerprint, answer]): append only if `key` does not
     exist, and set it with the append, keeping the fingerprint, answer and ids
-    (AlreadySeen otherwise). QueueFull past a cap, RedisMemoryHigh past
-    REDIS_MEMORY_HIGH of `maxmemory`; both name a Retry-After from the drain rate."""
+    (AlreadySeen otherwise). QueueFull past a cap; RedisMemoryHigh past
+    REDIS_MEMORY_HIGH of `maxmemory` (read at most once a second per process, so
+    almost every call is the script's one round trip); both name a Retry-After from the
+    drain rate."""
     if not values:
         return []
+    _check_memory(r, settings)
     keys = [settings.stream_name, counters.key(settings), *([once[0]] if once else [])]
     _, ttl, fingerprint, answer = (*once, "", "")[:4] if once else ("", 0, "", "")
     size = sum(map(len, values))
     args = [
         settings.stream_maxlen,
         settings.queue_max_bytes,
-        settings.redis_memory_high,
+        0,
         len(names),
         ttl,
         fingerprint,
@@ -237,20 +232,45 @@ def enqueue(
         return [i.decode() for i in reply[1]]
     if kind == b"SEEN":
         raise AlreadySeen(_kept(reply[1]))
-    if kind == b"FULL":
-        length, used, n = int(reply[1]), int(reply[2]), len(values) // len(names)
-        room = settings.stream_maxlen - length
-        excess = length + n - settings.stream_maxlen
-        if used + size > settings.queue_max_bytes:
-            room = min(room, (settings.queue_max_bytes - used) * n // size)
-            per_entry = used / length if length else size / n
-            excess = max(excess, int((used + size - settings.queue_max_bytes) / per_entry))
-        wait = retry_after(r, settings, max(excess, 1))
-        raise QueueFull(length, used, wait, max(room, 0))
-    used, maxmemory, length, stream_bytes = (int(x) for x in reply[1:5])
-    over = used + size - maxmemory * settings.redis_memory_high
-    per_entry = stream_bytes / length if length else 1024
-    raise RedisMemoryHigh(used, maxmemory, retry_after(r, settings, int(over / per_entry) + 1))
+    # FULL
+    length, used, n = int(reply[1]), int(reply[2]), len(values) // len(names)
+    room = settings.stream_maxlen - length
+    excess = length + n - settings.stream_maxlen
+    if used + size > settings.queue_max_bytes:
+        room = min(room, (settings.queue_max_bytes - used) * n // size)
+        per_entry = used / length if length else size / n
+        excess = max(excess, int((used + size - settings.queue_max_bytes) / per_entry))
+    wait = retry_after(r, settings, max(excess, 1))
+    raise QueueFull(length, used, wait, max(room, 0))
+
+
+# Per Redis client: (when read, used_memory, maxmemory). INFO memory walks every client
+# and database, so each process reads it at most once a second, not once per request.
+_MEMORY: dict[int, tuple[float, int, int]] = {}
+MEMORY_CHECK_SECONDS = 1.0
+
+
+def memory(r: redis.Redis) -> tuple[int, int]:
+    """(used_memory, maxmemory) of Redis, read at most once a second per client."""
+    now = time.monotonic()
+    found = _MEMORY.get(id(r))
+    if found is None or now - found[0] > MEMORY_CHECK_SECONDS:
+        info = r.info("memory")
+        found = _MEMORY[id(r)] = (now, int(info["used_memory"]), int(info["maxmemory"]))
+    return found[1], found[2]
+
+
+def _check_memory(r: redis.Redis, settings: Settings) -> None:
+    used, maxmemory = memory(r)
+    if not maxmemory or used <= maxmemory * settings.redis_memory_high:
+        return
+    _MEMORY.pop(id(r), None)  # while refusing, read it afresh each time
+    counters.add(r, settings, ingest_refused_redis_memory=1)
+    length = r.xlen(settings.stream_name)
+    per_entry = (r.memory_usage(settings.stream_name, samples=5) or 0) / length if length else 0
+    over = used - maxmemory * settings.redis_memory_high
+    entries = int(over / per_entry) + 1 if per_entry else 1
+    raise RedisMemoryHigh(used, maxmemory, retry_after(r, settings, entries))
 
 
 def out_of_memory(exc: redis.ResponseError) -> redis.exceptions.OutOfMemoryError | None:

@@ -98,7 +98,10 @@ def _json_items(body: bytes) -> list:
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        parts = split_array(body) if str(exc).startswith("depth limit") else None
+        deep = str(exc).startswith("depth limit")
+        if deep and body.lstrip().startswith(b"{"):  # one log, too deep: refused as an item
+            return [_json_item(body)]
+        parts = split_array(body) if deep else None
         if parts is None:
             raise APIError(400, "invalid_json", f"The body is not valid JSON: {exc}") from None
         # One item nested past the decoder's own limit: decode the items one by one, so
