@@ -67,8 +67,24 @@ for e = 0, n - 1 do
   ids[e + 1] = redis.call('XADD', KEYS[1], '*', unpack(args, 1, 2 * k))
 end
 if KEYS[3] then
-  local kept = cjson.encode({fingerprint = ARGV[6], answer = ARGV[7], ids = ids})
-  redis.call('SET', KEYS[3], kept, 'EX', tonumber(ARGV[5]))
+  -- Ids count up within a millisecond: kept as runs of {ms, first sequence, how many},
+  -- not a day of every id in full.
+  local runs, ms, seq, count = {}, nil, 0, 0
+  for i = 1, n do
+    local m, s = string.match(ids[i], '(%d+)-(%d+)')
+    s = tonumber(s)
+    if m == ms and s == seq + count then
+      count = count + 1
+    else
+      if ms then
+        runs[#runs + 1] = {ms, seq, count}
+      end
+      ms, seq, count = m, s, 1
+    end
+  end
+  runs[#runs + 1] = {ms, seq, count}
+  local kept = {fingerprint = ARGV[6], answer = ARGV[7], runs = runs}
+  redis.call('SET', KEYS[3], cjson.encode(kept), 'EX', tonumber(ARGV[5]))
 end
 redis.call('HINCRBY', KEYS[2], 'ingest_accepted', n)
 for name, amount in pairs(cjson.decode(ARGV[8])) do
@@ -290,8 +306,8 @@ def _kept(raw: bytes) -> dict | None:
         return None
     if not isinstance(kept, dict):  # an older key (Heroku's frame ids) kept only "1"
         return None
-    if kept.get("ids") == {}:  # cjson writes an empty table as an object
-        kept["ids"] = []
+    runs = kept.pop("runs", [])  # [ms, first sequence, how many] each
+    kept["ids"] = [f"{ms}-{int(seq) + i}" for ms, seq, count in runs for i in range(int(count))]
     return kept
 
 
