@@ -43,11 +43,27 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
 
 def blueprints() -> list:
     """Every HTTP face, in the order its routes are registered."""
-    from app.web import bulk, heroku, ingest, live, loki, metrics, otlp, parse, query, status, ui
+    from app.web import (
+        alert_pages,
+        alerts,
+        bulk,
+        heroku,
+        ingest,
+        live,
+        loki,
+        metrics,
+        otlp,
+        parse,
+        query,
+        searches,
+        status,
+        ui,
+    )
 
     return [
         *(ingest.bp, parse.bp, status.bp, live.bp, ui.bp, query.bp, metrics.bp),
         *(heroku.bp, loki.bp, bulk.bp, otlp.bp),  # the shippers' protocols
+        *(searches.bp, alerts.bp, alert_pages.bp),  # saved searches and alerts
     ]
 
 

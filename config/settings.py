@@ -8,6 +8,7 @@ The environment is parsed once into a frozen `Settings`; nothing else in Sluice 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
@@ -60,6 +61,24 @@ def _file(env: Mapping[str, str], name: str) -> str:
     return path
 
 
+_HOST_NAME = re.compile(r"^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$")
+
+
+def _hosts(env: Mapping[str, str], name: str) -> str:
+    hosts = [h.strip() for h in _str(env, name, "").split(",") if h.strip()]
+    for host in hosts:
+        if not _HOST_NAME.match(host):
+            raise ConfigError(f"{name} must be comma-separated host names, got {host!r}")
+    return ",".join(hosts)
+
+
+def _public_url(env: Mapping[str, str], name: str) -> str:
+    value = _str(env, name, "").rstrip("/")
+    if value and not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be an http:// or https:// URL, got {value!r}")
+    return value
+
+
 def database_url(raw: str) -> str:
     """Accept Heroku's `postgres://` and plain `postgresql://`; use the psycopg2 driver."""
     for prefix in ("postgres://", "postgresql://"):
@@ -108,6 +127,14 @@ class Settings:
     syslog_tls_port: int = 6514
     syslog_tls_cert: str = ""
     syslog_tls_key: str = ""
+    # Alerts and their webhooks (issue 12)
+    alert_interval: float = 60.0
+    alert_fast_interval: float = 10.0
+    alert_webhook_hosts: str = ""
+    alert_webhook_timeout: float = 5.0
+    alert_webhook_retries: int = 5
+    alert_retry_delay: float = 10.0
+    public_url: str = ""
 
     def __post_init__(self) -> None:
         # Derived defaults: the read replica falls back to the primary, the dead-letter
@@ -181,6 +208,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         syslog_tls_port=_int(env, "SYSLOG_TLS_PORT", d.syslog_tls_port, 1),
         syslog_tls_cert=_file(env, "SYSLOG_TLS_CERT"),
         syslog_tls_key=_file(env, "SYSLOG_TLS_KEY"),
+        # Alerts and their webhooks (issue 12)
+        alert_interval=_float(env, "ALERT_INTERVAL", d.alert_interval, 0.1),
+        alert_fast_interval=_float(env, "ALERT_FAST_INTERVAL", d.alert_fast_interval, 0.1),
+        alert_webhook_hosts=_hosts(env, "ALERT_WEBHOOK_HOSTS"),
+        alert_webhook_timeout=_float(env, "ALERT_WEBHOOK_TIMEOUT", d.alert_webhook_timeout, 0.1),
+        alert_webhook_retries=_int(env, "ALERT_WEBHOOK_RETRIES", d.alert_webhook_retries, 0),
+        alert_retry_delay=_float(env, "ALERT_RETRY_DELAY", d.alert_retry_delay, 0.1),
+        public_url=_public_url(env, "PUBLIC_URL"),
     )
     if settings.is_production:
         _refuse_unsafe(env)

@@ -1,0 +1,107 @@
+"""Alert evaluation (beat, every ALERT_FAST_INTERVAL) and webhook deliveries (one task
+per notification, retried with backoff). The rule is `app.pipeline.alerts`.
+
+Each due alert is evaluated in its own transaction under its row lock, so evaluators in
+two processes share the work and never evaluate one alert twice; its notifications are
+queued only after that transaction commits, as their own tasks: a webhook that is slow
+or down is retried on its own schedule and holds up no evaluation.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+
+from celery import shared_task
+from flask import current_app
+
+from app.pipeline import alerts as rule
+from app.pipeline import webhooks
+from app.pipeline.connections import engine
+
+log = logging.getLogger(__name__)
+
+# One tick evaluates what is due and returns; what it did not reach is due at the next.
+TICK_BUDGET = 20.0
+MAX_BACKOFF = 600.0
+
+
+def evaluate_due(settings, budget: float = TICK_BUDGET) -> list[int]:
+    """Evaluate every alert due now (one transaction each); return the notification ids
+    to deliver. Stops after `budget` seconds."""
+    eng = engine(settings.database_url)
+    started, notifications = time.monotonic(), []
+    while time.monotonic() - started < budget:
+        with eng.begin() as conn:
+            now = datetime.now(UTC)
+            alert = rule.claim_due(conn, now)
+            if alert is None:
+                break
+            found = rule.evaluate(conn, alert, now, settings)
+        if found:
+            log.info("alert %s (%s): %s", alert["id"], alert["name"], "notifying")
+        notifications.extend(found)
+    return notifications
+
+
+@shared_task(name="sluice.evaluate_alerts", ignore_result=True)
+def evaluate_alerts_task() -> int:
+    """Beat-scheduled: evaluate the due alerts, queue their notifications."""
+    settings = current_app.extensions["sluice"]
+    ids = evaluate_due(settings)
+    for notification_id in ids:
+        deliver_task.delay(notification_id)
+    return len(ids)
+
+
+def backoff(retries: int, first: float) -> float:
+    """Seconds before retry number `retries + 1`: first, 2x, 4x ..., at most MAX_BACKOFF."""
+    return min(first * 2**retries, MAX_BACKOFF)
+
+
+def deliver(settings, notification_id: int, attempt: int) -> webhooks.Attempt | None:
+    """POST one notification and record the attempt; None if the alert is gone."""
+    eng = engine(settings.database_url)
+    with eng.connect() as conn:
+        event = rule.notification(conn, notification_id)
+    if event is None:
+        return None
+    body = {**event["detail"]["payload"], "notification_id": notification_id}
+    result = webhooks.post(
+        event["detail"]["webhook"],
+        body,
+        settings.alert_webhook_timeout,
+        idempotency_key=f"sluice-alert-{notification_id}",
+    )
+    with eng.begin() as conn:
+        if rule.notification(conn, notification_id) is not None:
+            rule.record(
+                conn,
+                event["alert_id"],
+                rule.DELIVERY,
+                None,
+                datetime.now(UTC),
+                {"attempt": attempt, **result.as_detail()},
+                notification_id=notification_id,
+            )
+    return result
+
+
+@shared_task(bind=True, name="sluice.deliver_alert", ignore_result=True, max_retries=None)
+def deliver_task(self, notification_id: int) -> None:
+    """Deliver one notification; retried with backoff up to ALERT_WEBHOOK_RETRIES times."""
+    settings = current_app.extensions["sluice"]
+    result = deliver(settings, notification_id, self.request.retries + 1)
+    if result is None or result.ok:
+        return
+    if self.request.retries >= settings.alert_webhook_retries:
+        log.warning(
+            "notification %s: giving up after %s attempts (%s)",
+            notification_id,
+            self.request.retries + 1,
+            result.error,
+        )
+        return
+    log.info("notification %s: %s, retrying", notification_id, result.error)
+    raise self.retry(countdown=backoff(self.request.retries, settings.alert_retry_delay))
