@@ -66,10 +66,22 @@ def to_filters(filter_set: Mapping[str, list[str]]) -> Filters:
 
 
 def checked(raw) -> dict[str, list[str]]:
-    """`normalize` then `to_filters`: the filter set to store, known to be valid."""
-    filter_set = normalize(raw)
-    to_filters(filter_set)
+    """`normalize` then `to_filters`: the filter set to store, known to be valid. The
+    problems are one list of "parameter: problem" lines (the set is one field of a body)."""
+    try:
+        filter_set = normalize(raw)
+        to_filters(filter_set)
+    except ValidationError as exc:
+        raise ValidationError(_lines(exc.messages)) from None
     return filter_set
+
+
+def _lines(messages, prefix: str = "") -> list[str]:
+    if isinstance(messages, dict):
+        return [line for k, v in messages.items() for line in _lines(v, f"{prefix}{k}: ")]
+    if isinstance(messages, list):
+        return [line for m in messages for line in _lines(m, prefix)]
+    return [f"{prefix}{messages}"]
 
 
 def query_string(filter_set: Mapping[str, list[str]]) -> str:
