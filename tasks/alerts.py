@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from celery import shared_task
 from flask import current_app
@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 # One tick evaluates what is due and returns; what it did not reach is due at the next.
 TICK_BUDGET = 20.0
 MAX_BACKOFF = 600.0
+# A notification not queued this long after it was made was stranded by its evaluator
+# (made and queued within one tick otherwise). Queued twice at worst, if an evaluator
+# stops between queueing and noting it: the receiver sees the same notification_id.
+UNQUEUED_GRACE = 30.0
 
 
 def evaluate_due(settings, budget: float = TICK_BUDGET) -> list[int]:
@@ -45,13 +49,26 @@ def evaluate_due(settings, budget: float = TICK_BUDGET) -> list[int]:
     return notifications
 
 
+def queue_deliveries(settings, ids: list[int], send) -> None:
+    """Queue each notification's delivery (`send(id)`), then note it queued; first those
+    an earlier evaluator made but could not queue (it died, or the broker was down)."""
+    eng = engine(settings.database_url)
+    with eng.connect() as conn:
+        stranded = rule.unqueued(conn, datetime.now(UTC) - timedelta(seconds=UNQUEUED_GRACE))
+    if stranded:
+        log.warning("queueing %s notifications an earlier evaluation did not", len(stranded))
+    for notification_id in [*stranded, *ids]:
+        send(notification_id)
+        with eng.begin() as conn:
+            rule.mark_queued(conn, notification_id, datetime.now(UTC))
+
+
 @shared_task(name="sluice.evaluate_alerts", ignore_result=True)
 def evaluate_alerts_task() -> int:
     """Beat-scheduled: evaluate the due alerts, queue their notifications."""
     settings = current_app.extensions["sluice"]
     ids = evaluate_due(settings)
-    for notification_id in ids:
-        deliver_task.delay(notification_id)
+    queue_deliveries(settings, ids, deliver_task.delay)
     return len(ids)
 
 

@@ -533,3 +533,20 @@ def test_the_system_fires_once_resolves_once_and_retries(stack, receiver):
     assert [r["status"] for r in flaky.received] == [500, 500, 200]
     events = _api(stack, "get", f"/alerts/{alert['id']}/events")["events"]
     assert [e["kind"] for e in events] == ["delivery", "resolved", "delivery", "firing"]
+
+
+def test_a_notification_never_queued_is_queued_by_a_later_tick(client, settings, db):
+    from tasks.alerts import queue_deliveries
+
+    client.post("/alerts", json=alert_body(threshold=1))
+    post_logs(client, 1)
+    [stranded] = evaluate_due(settings)  # ... and the evaluator died before queueing it
+    queued: list[int] = []
+    queue_deliveries(settings, [], queued.append)
+    assert queued == []  # too fresh: its own evaluator may still be queueing it
+    db.exec_driver_sql("UPDATE alert_events SET at = at - interval '1 minute'")
+    db.commit()
+    queue_deliveries(settings, [], queued.append)
+    assert queued == [stranded]
+    queue_deliveries(settings, [], queued.append)
+    assert queued == [stranded]  # noted as queued: once

@@ -83,6 +83,7 @@ alert_events = Table(
     Column("at", DateTime(timezone=True)),
     Column("count", Integer),
     Column("notification_id", BigInteger),
+    Column("queued_at", DateTime(timezone=True)),
     Column("detail", JSONB),
 )
 
@@ -256,6 +257,28 @@ def record(
         )
         .returning(alert_events.c.id)
     ).scalar_one()
+
+
+def mark_queued(conn, event_id: int, now: datetime) -> None:
+    """Note that the notification's delivery task is queued."""
+    conn.execute(update(alert_events).where(alert_events.c.id == event_id).values(queued_at=now))
+
+
+def unqueued(conn, older_than: datetime, limit: int = 100) -> list[int]:
+    """Notifications (sent ones, not silenced) whose delivery was never queued, and that
+    are older than `older_than`: the evaluator that made them stopped before queueing."""
+    statement = (
+        select(alert_events.c.id)
+        .where(
+            alert_events.c.queued_at.is_(None),
+            alert_events.c.kind.in_((FIRING, REMINDER, RESOLVED)),
+            alert_events.c.detail["notified"].as_boolean(),
+            alert_events.c.at < older_than,
+        )
+        .order_by(alert_events.c.id)
+        .limit(limit)
+    )
+    return list(conn.execute(statement).scalars())
 
 
 def notification(conn, event_id: int):

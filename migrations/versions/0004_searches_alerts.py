@@ -13,7 +13,8 @@ Create Date: 2026-12-02
   evaluate one alert at once;
 - `alert_events`: what happened (fired, reminded, resolved) and every delivery attempt
   with its answer. A notification's payload is stored with it, so a delivery retried
-  later sends what was true when the alert changed state.
+  later sends what was true when the alert changed state; `queued_at` is set once its
+  delivery task is queued, so one the evaluator could not queue is queued by a later tick.
 """
 
 from alembic import op
@@ -71,11 +72,18 @@ def upgrade() -> None:
             at          timestamptz  NOT NULL DEFAULT now(),
             count       integer,
             notification_id bigint   REFERENCES alert_events (id) ON DELETE CASCADE,
+            queued_at   timestamptz,
             detail      jsonb        NOT NULL DEFAULT '{}'::jsonb
         )
         """
     )
     op.execute("CREATE INDEX alert_events_alert_idx ON alert_events (alert_id, id)")
+    # Notifications whose delivery was never queued (the evaluator died between its
+    # commit and the queueing): few, found by the next tick.
+    op.execute(
+        "CREATE INDEX alert_events_unqueued_idx ON alert_events (at) "
+        "WHERE queued_at IS NULL AND kind IN ('firing', 'reminder', 'resolved')"
+    )
 
 
 def downgrade() -> None:
