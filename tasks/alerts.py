@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from celery import shared_task
 from flask import current_app
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.pipeline import alerts as rule
 from app.pipeline import webhooks
@@ -37,14 +38,24 @@ def evaluate_due(settings, budget: float = TICK_BUDGET) -> list[int]:
     eng = engine(settings.database_url)
     started, notifications = time.monotonic(), []
     while time.monotonic() - started < budget:
+        now = datetime.now(UTC)
         with eng.begin() as conn:
-            now = datetime.now(UTC)
             alert = rule.claim_due(conn, now)
             if alert is None:
                 break
-            found = rule.evaluate(conn, alert, now, settings)
+            try:
+                with conn.begin_nested():  # a savepoint: the row lock outlives a failure
+                    found = rule.evaluate(conn, alert, now, settings)
+            except (OperationalError, InterfaceError):
+                raise  # the database is away: the next tick tries again
+            except Exception as exc:
+                # One broken alert (a stored filter set a newer rule refuses, say) must
+                # not stop the others: it is recorded and set aside until its next turn.
+                log.exception("alert %s could not be evaluated", alert["id"])
+                rule.set_aside(conn, alert, now, settings, f"{type(exc).__name__}: {exc}")
+                found = []
         if found:
-            log.info("alert %s (%s): %s", alert["id"], alert["name"], "notifying")
+            log.info("alert %s (%s): notifying", alert["id"], alert["name"])
         notifications.extend(found)
     return notifications
 

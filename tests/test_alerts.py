@@ -550,3 +550,20 @@ def test_a_notification_never_queued_is_queued_by_a_later_tick(client, settings,
     assert queued == [stranded]
     queue_deliveries(settings, [], queued.append)
     assert queued == [stranded]  # noted as queued: once
+
+
+def test_an_alert_that_cannot_be_evaluated_holds_up_no_other(client, settings, db):
+    broken = client.post("/alerts", json=alert_body(name="broken", threshold=1)).json
+    fine = client.post("/alerts", json=alert_body(name="fine", threshold=1)).json
+    # A filter set stored before a rule changed, say, and no longer valid.
+    db.exec_driver_sql(
+        'UPDATE alerts SET filters = \'{"min_level": ["LOUD"]}\', next_eval_at = now() - '
+        f"interval '1 minute' WHERE id = {broken['id']}"
+    )
+    db.commit()
+    post_logs(client, 1)
+    assert len(evaluate_due(settings)) == 1
+    assert client.get(f"/alerts/{fine['id']}").json["state"] == "firing"
+    [event] = client.get(f"/alerts/{broken['id']}/events").json["events"]
+    assert event["kind"] == "error" and "LOUD" in event["detail"]["error"]
+    assert evaluate_due(settings) == []  # not retried at once: due after its interval

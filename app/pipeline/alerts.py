@@ -49,6 +49,7 @@ SAMPLES = 10
 MAX_WINDOW = timedelta(days=7)
 # Notifications, and what a state change is recorded as in the history.
 FIRING, RESOLVED, REMINDER, DELIVERY = "firing", "resolved", "reminder", "delivery"
+ERROR = "error"  # an evaluation that failed (its history says why)
 OK = "ok"
 
 alerts = Table(
@@ -233,6 +234,18 @@ def evaluate(conn, alert, now: datetime, settings) -> list[int]:
         out.append(record(conn, alert["id"], notify, count, now, detail))
     conn.execute(update(alerts).where(alerts.c.id == alert["id"]).values(**changes))
     return out
+
+
+def set_aside(conn, alert, now: datetime, settings, problem: str) -> None:
+    """An alert that could not be evaluated: recorded in its history, due again after
+    its interval, so it never holds up the others."""
+    record(conn, alert["id"], ERROR, None, now, {"error": problem[:500]})
+    later = now + timedelta(seconds=interval_for(alert["threshold"], settings))
+    conn.execute(
+        update(alerts)
+        .where(alerts.c.id == alert["id"])
+        .values(last_evaluated_at=now, next_eval_at=later)
+    )
 
 
 def record(

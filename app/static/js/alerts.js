@@ -20,6 +20,7 @@ function describeEvent(event) {
     const answer = d.ok ? `HTTP ${d.status}` : d.error || `HTTP ${d.status}`;
     return `delivery attempt ${d.attempt}: ${d.ok ? "delivered" : "failed"} (${answer})`;
   }
+  if (event.kind === "error") return `could not be evaluated: ${d.error}`;
   const silenced = d.notified === false ? ` (not sent: ${d.reason})` : "";
   return `${event.kind}, ${event.count} matching${silenced}`;
 }
