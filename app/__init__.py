@@ -51,7 +51,6 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
 def blueprints() -> list:
     """Every HTTP face, in the order its routes are registered."""
     from app.web import (
-        alert_pages,
         alerts,
         bulk,
         heroku,
@@ -70,7 +69,7 @@ def blueprints() -> list:
     return [
         *(ingest.bp, parse.bp, status.bp, live.bp, ui.bp, query.bp, metrics.bp),
         *(heroku.bp, loki.bp, bulk.bp, otlp.bp),  # the shippers' protocols
-        *(searches.bp, alerts.bp, alert_pages.bp),  # saved searches and alerts
+        *(searches.bp, alerts.bp),  # saved searches and alerts
     ]
 
 

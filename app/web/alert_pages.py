@@ -1,24 +1,22 @@
-"""The web UI's pages for saved searches (`/ui/searches`) and alerts (`/ui/alerts`).
-
-Static shells like `GET /`, under the same Content-Security-Policy; their scripts
-(`app/static/js/saved.js`, `alerts.js`) talk to `/searches` and `/alerts`.
+"""The web UI's pages for saved searches (`/ui/searches`) and alerts (`/ui/alerts`):
+static shells like `GET /`, under the same Content-Security-Policy; their scripts
+(`app/static/js/saved.js`, `alerts.js`) talk to `/searches` and `/alerts`. Each page is
+a route of its API's blueprint, so it needs the scope reading that API needs.
 """
 
 from __future__ import annotations
 
 from flask import Response, render_template, request
-from flask_smorest import Blueprint
 
 from app.web.ui import _HOST, content_security_policy
-
-bp = Blueprint("alert_pages", __name__, description="The web UI's saved-search and alert pages.")
 
 PAGE = {
     "responses": {"200": {"description": "The page.", "content": {"text/html": {"schema": {}}}}}
 }
 
 
-def _page(template: str) -> Response:
+def page(template: str) -> Response:
+    """The page rendered from `template`, with the UI's security headers."""
     host = request.host if _HOST.match(request.host or "") else None
     return Response(
         render_template(template),
@@ -30,17 +28,3 @@ def _page(template: str) -> Response:
             "Cache-Control": "no-cache",
         },
     )
-
-
-@bp.get("/ui/searches")
-@bp.doc(**PAGE)
-def searches_page():
-    """The saved searches: open one in the search view, rename or delete it."""
-    return _page("searches.html")
-
-
-@bp.get("/ui/alerts")
-@bp.doc(**PAGE)
-def alerts_page():
-    """The alerts: create one, see each one's state and history."""
-    return _page("alerts.html")

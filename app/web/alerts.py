@@ -25,6 +25,7 @@ from app.pipeline import searches as saved
 from app.pipeline import webhooks
 from app.pipeline.alerts import alert_events, alerts
 from app.pipeline.connections import engine
+from app.web.alert_pages import PAGE, page
 from app.web.errors import APIError
 from app.web.openapi import Open, errors
 from app.web.searches import MAX_ID, Moment, find, no_nul
@@ -338,3 +339,10 @@ def alert_events_list(args, alert_id: int):
         ],
         "next_before": rows[-1]["id"] if more else None,
     }
+
+
+@bp.get("/ui/alerts")
+@bp.doc(**PAGE)
+def alerts_page():
+    """The web UI's alerts: create one, see each one's state and history."""
+    return page("alerts.html")

@@ -19,6 +19,7 @@ from sqlalchemy import delete, insert, select, update
 from app.pipeline import searches as saved
 from app.pipeline.alerts import alerts
 from app.pipeline.connections import engine
+from app.web.alert_pages import PAGE, page
 from app.web.errors import APIError
 from app.web.openapi import Error, Open, errors
 
@@ -193,3 +194,10 @@ def delete_search(search_id: int):
             )
         conn.execute(delete(saved.searches).where(saved.searches.c.id == search_id))
     return "", 204
+
+
+@bp.get("/ui/searches")
+@bp.doc(**PAGE)
+def searches_page():
+    """The web UI's saved searches: open one in the search view, delete one, save one."""
+    return page("searches.html")
