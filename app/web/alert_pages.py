@@ -24,7 +24,9 @@ def page(template: str) -> Response:
         headers={
             "Content-Security-Policy": content_security_policy(host),
             "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer",
+            # Not "no-referrer": with it the pages' POSTs would carry `Origin: null`, which
+            # an origin check refuses as cross-origin.
+            "Referrer-Policy": "same-origin",
             "Cache-Control": "no-cache",
         },
     )
