@@ -326,3 +326,34 @@ def test_send_with_an_app_and_status(stacks, db):
     assert b"health (HTTP 200)" in status.stdout and b"queue_name" in status.stdout
     down = sluice("status", "--url", "http://127.0.0.1:9")
     assert down.returncode == 1 and b"did not answer" in down.stderr
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_send_shows_a_progress_bar_on_a_terminal_only():
+    flaky = Flaky(refusals=0)
+    data = b"".join(b"line %d\n" % i for i in range(10))
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"sluice-progress-{uuid.uuid4().hex}"
+    path.write_bytes(data)
+    try:
+        for err, shown in ((Terminal(), True), (io.StringIO(), False)):
+            with path.open("rb") as stdin:
+                send.run(
+                    Client(flaky.url),
+                    app=None,
+                    fmt=None,
+                    batch=5,
+                    sync=False,
+                    retries=0,
+                    stdin=stdin,
+                    err=err,
+                )
+            text = err.getvalue()
+            assert ("100% 10 lines sent, 10 accepted" in text) is shown, text
+            assert ("[###" in text) is shown
+    finally:
+        path.unlink()
+        flaky.server.shutdown()
