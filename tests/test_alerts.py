@@ -117,6 +117,26 @@ def test_webhook_targets(url, hosts, ok):
     assert (webhooks.url_problem(url, webhooks.allowed_hosts(hosts)) is None) is ok
 
 
+@given(st.integers(min_value=1, max_value=7 * 86400))
+def test_every_span_round_trips(seconds):
+    assert rule.parse_span(rule.format_span(seconds)) == seconds
+
+
+@given(
+    st.text(max_size=60)
+    | st.from_regex(r"\A[a-z]{2,5}://[a-z0-9.\-]{0,12}(:[0-9]{1,6})?/.{0,8}\Z"),
+    st.sampled_from(["", "hooks.example", "a.example,b.example"]),
+)
+def test_an_accepted_webhook_is_http_to_an_allowed_host(url, hosts):
+    from urllib.parse import urlsplit
+
+    allowed = webhooks.allowed_hosts(hosts)
+    if webhooks.url_problem(url, allowed) is None:
+        parts = urlsplit(url)
+        assert parts.scheme in ("http", "https") and parts.hostname
+        assert not allowed or parts.hostname.lower() in allowed
+
+
 def test_backoff_doubles_and_is_capped():
     assert [backoff(n, 10) for n in range(4)] == [10, 20, 40, 80]
     assert backoff(30, 10) == 600
