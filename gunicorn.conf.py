@@ -6,7 +6,13 @@ hundreds of live viewers while still answering HTTP (see shared MEASURED figures
 
 import os
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+from config import load_settings
+
+# Read (and check) the settings once here too: a bad or unsafe configuration stops the
+# master before any worker starts, with the variable's name.
+_settings = load_settings()
+# With no key Sluice is open, so it listens on loopback only (README "Security").
+bind = f"{_settings.bind_host}:{_settings.port}"
 worker_class = "gevent"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_connections = 1000
@@ -15,6 +21,16 @@ graceful_timeout = 10
 keepalive = 5
 accesslog = "-" if os.environ.get("ACCESS_LOG") else None
 control_socket_disable = True
+
+
+def when_ready(server):
+    if not _settings.keyring:
+        server.log.warning(
+            "no keys configured (SLUICE_INGEST_KEYS, SLUICE_READ_KEYS, SLUICE_ADMIN_KEYS,"
+            " SLUICE_KEYS_FILE): Sluice is open to anyone who can reach it, so it listens"
+            " on %s only",
+            bind,
+        )
 
 
 def post_fork(server, worker):

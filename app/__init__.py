@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     app.extensions["sluice"] = settings
 
     from app.extensions import sock
-    from app.web import openapi, timing
+    from app.web import auth, openapi, timing
     from app.web.errors import register_error_handlers
 
     openapi.configure(app, __version__)
@@ -41,7 +41,9 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     openapi.register_components(api, app)
     for bp in blueprints():
         api.register_blueprint(bp)
+    auth.document(api, app)
     register_error_handlers(app)  # after the Api's: Sluice's error shape wins
+    auth.init_app(app)
     timing.init_app(app)
 
     register_custom_parsers(settings)
@@ -52,7 +54,9 @@ def blueprints() -> list:
     """Every HTTP face, in the order its routes are registered."""
     from app.web import (
         alerts,
+        auth,
         bulk,
+        deadletters,
         heroku,
         ingest,
         live,
@@ -63,11 +67,13 @@ def blueprints() -> list:
         query,
         searches,
         status,
+        system,
         ui,
     )
 
     return [
-        *(ingest.bp, parse.bp, status.bp, live.bp, ui.bp, query.bp, metrics.bp),
+        *(ingest.bp, parse.bp, status.bp, live.bp, ui.bp, query.bp, metrics.bp, auth.bp),
+        *(deadletters.bp, system.bp),  # operations
         *(heroku.bp, loki.bp, bulk.bp, otlp.bp),  # the shippers' protocols
         *(searches.bp, alerts.bp),  # saved searches and alerts
     ]

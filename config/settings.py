@@ -7,10 +7,14 @@ The environment is parsed once into a frozen `Settings`; nothing else in Sluice 
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
+
+from config.keys import KeyDefinitionError, Keyring, from_file, from_lists
 
 
 class ConfigError(ValueError):
@@ -79,6 +83,39 @@ def _public_url(env: Mapping[str, str], name: str) -> str:
     return value
 
 
+def _rate(env: Mapping[str, str], name: str, default: str) -> str:
+    """A rate like `2000/second` or `100/minute` (Flask-Limiter's notation); `off` for none."""
+    value = _str(env, name, default).lower()
+    if value == "off":
+        return value
+    count, _, per = value.partition("/")
+    if not count.strip().isdigit() or per.strip() not in ("second", "minute", "hour", "day"):
+        raise ConfigError(f"{name} must look like 2000/second or 100/minute, got {value!r}")
+    return value
+
+
+PRIVATE_NETWORKS = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
+
+
+def _networks(env: Mapping[str, str], name: str) -> str:
+    raw = _str(env, name, "")
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name}: {part!r} is not an address or network") from None
+    return raw
+
+
+_ENV_NAMES = {
+    "env": "SLUICE_ENV",
+    **{
+        name: f"SLUICE_{name.upper()}"
+        for name in ("ingest_keys", "read_keys", "admin_keys", "keys_file", "secret_key")
+    },
+}
+
+
 def database_url(raw: str) -> str:
     """Accept Heroku's `postgres://` and plain `postgresql://`; use the psycopg2 driver."""
     for prefix in ("postgres://", "postgresql://"):
@@ -135,6 +172,16 @@ class Settings:
     alert_webhook_retries: int = 5
     alert_retry_delay: float = 10.0
     public_url: str = ""
+    # Access control (issue 9): see config/keys.py and README "Security".
+    ingest_keys: str = ""
+    read_keys: str = ""
+    admin_keys: str = ""
+    keys_file: str = ""
+    secret_key: str = ""
+    syslog_allow: str = ""
+    ingest_rate_limit: str = "2000/second"
+    read_rate_limit: str = "50/second"
+    keyring: Keyring = field(default=Keyring(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # Derived defaults: the read replica falls back to the primary, the dead-letter
@@ -143,6 +190,55 @@ class Settings:
             object.__setattr__(self, "database_read_url", self.database_url)
         if not self.dead_letter_stream:
             object.__setattr__(self, "dead_letter_stream", f"{self.stream_name}:dead")
+        object.__setattr__(self, "keyring", self._load_keys())
+
+    def _load_keys(self) -> Keyring:
+        try:
+            keys = from_lists(self.ingest_keys, self.read_keys, self.admin_keys)
+            if self.keys_file:
+                with open(self.keys_file, encoding="utf-8") as handle:
+                    keys += from_file(handle.read(), "SLUICE_KEYS_FILE")
+        except KeyDefinitionError as exc:
+            raise ConfigError(str(exc)) from None
+        except OSError as exc:
+            raise ConfigError(f"SLUICE_KEYS_FILE cannot be read: {exc.strerror}") from None
+        return Keyring(tuple(keys))
+
+    @property
+    def session_secret(self) -> str:
+        """What signs the UI's session cookie: SLUICE_SECRET_KEY, else derived from the keys.
+
+        Derived from the keys themselves (never from the hashes in SLUICE_KEYS_FILE, which
+        are not secret), so every process agrees and rotating the keys ends the sessions.
+        """
+        if self.secret_key:
+            return self.secret_key
+        secrets = sorted(k.secret for k in self.keyring.keys if k.secret)
+        if not secrets:
+            return ""
+        return hashlib.sha256(("sluice-session\0" + "\0".join(secrets)).encode()).hexdigest()
+
+    @property
+    def flower_credentials(self) -> list[str]:
+        """Flower's basic auth: FLOWER_BASIC_AUTH, else `admin:<key>` per admin key."""
+        if self.flower_basic_auth:
+            return [c for c in self.flower_basic_auth.split(",") if c]
+        return [f"admin:{secret}" for secret in self.keyring.admin_secrets()]
+
+    @property
+    def syslog_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """Peers the syslog listener takes frames from (syslog carries no key).
+
+        SYSLOG_ALLOW, else loopback and the private ranges when keys exist, else anyone
+        (the listener then binds loopback only, like the web process).
+        """
+        raw = self.syslog_allow or (PRIVATE_NETWORKS if self.keyring else "0.0.0.0/0,::/0")
+        return tuple(ipaddress.ip_network(n.strip(), strict=False) for n in raw.split(","))
+
+    @property
+    def bind_host(self) -> str:
+        """With no key Sluice is open, so it listens on loopback only."""
+        return "0.0.0.0" if self.keyring else "127.0.0.1"
 
     @property
     def is_production(self) -> bool:
@@ -161,9 +257,11 @@ class Settings:
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "keyring":
+                continue
             if value == "":  # unset stays unset (Flower reads FLOWER_BASIC_AUTH="" as on)
                 continue
-            out["SLUICE_ENV" if f.name == "env" else f.name.upper()] = str(value)
+            out[_ENV_NAMES.get(f.name, f.name.upper())] = str(value)
         return out
 
 
@@ -216,18 +314,37 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         alert_webhook_retries=_int(env, "ALERT_WEBHOOK_RETRIES", d.alert_webhook_retries, 0),
         alert_retry_delay=_float(env, "ALERT_RETRY_DELAY", d.alert_retry_delay, 0.1),
         public_url=_public_url(env, "PUBLIC_URL"),
+        ingest_keys=_str(env, "SLUICE_INGEST_KEYS", ""),
+        read_keys=_str(env, "SLUICE_READ_KEYS", ""),
+        admin_keys=_str(env, "SLUICE_ADMIN_KEYS", ""),
+        keys_file=_file(env, "SLUICE_KEYS_FILE"),
+        secret_key=_str(env, "SLUICE_SECRET_KEY", ""),
+        syslog_allow=_networks(env, "SYSLOG_ALLOW"),
+        ingest_rate_limit=_rate(env, "INGEST_RATE_LIMIT", d.ingest_rate_limit),
+        read_rate_limit=_rate(env, "READ_RATE_LIMIT", d.read_rate_limit),
     )
+    if settings.keyring and not settings.session_secret:
+        raise ConfigError(
+            "SLUICE_SECRET_KEY must be set when the keys come only from SLUICE_KEYS_FILE"
+            " (it signs the web UI's session cookie)"
+        )
     if settings.is_production:
-        _refuse_unsafe(env)
+        _refuse_unsafe(env, settings)
     return settings
 
 
-def _refuse_unsafe(env: Mapping[str, str]) -> None:
+def _refuse_unsafe(env: Mapping[str, str], settings: Settings) -> None:
     """In production, defaults that only make sense on a laptop are errors."""
     for name in ("DATABASE_URL", "REDIS_URL"):
         if not env.get(name):
             raise ConfigError(f"{name} must be set when SLUICE_ENV=production")
-    if not env.get("FLOWER_BASIC_AUTH"):
+    if not settings.keyring:
+        raise ConfigError(
+            "SLUICE_INGEST_KEYS, SLUICE_READ_KEYS, SLUICE_ADMIN_KEYS or SLUICE_KEYS_FILE must"
+            " be set when SLUICE_ENV=production: without keys anyone could read every log"
+        )
+    if not settings.flower_credentials:
         raise ConfigError(
             "FLOWER_BASIC_AUTH must be set (user:password) when SLUICE_ENV=production"
+            " and no SLUICE_ADMIN_KEYS gives Flower its password"
         )

@@ -35,4 +35,4 @@ def test_each_operation_declares_its_answers(client):
             if method == "parameters":
                 continue
             codes = set(operation["responses"])
-            assert any(c.startswith(("1", "2")) for c in codes), (method, path, codes)
+            assert any(c.startswith(("1", "2", "3")) for c in codes), (method, path, codes)

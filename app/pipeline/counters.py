@@ -9,6 +9,7 @@ process and restart instead; `GET /metrics` exposes them.
 from __future__ import annotations
 
 import logging
+import time
 
 import redis
 
@@ -41,6 +42,7 @@ def count(pipe: redis.client.Pipeline, settings: Settings, **amounts: int) -> No
     for name, amount in amounts.items():
         if amount:
             pipe.hincrby(key(settings), name, amount)
+    sample(pipe, settings, time.time(), **amounts)  # the per-10 s series below
 
 
 def add(r: redis.Redis, settings: Settings, **amounts: int) -> None:
@@ -57,3 +59,39 @@ def totals(r: redis.Redis, settings: Settings) -> dict[str, int]:
     """Every counter's total (zero if never incremented)."""
     stored = {k.decode(): int(v) for k, v in r.hgetall(key(settings)).items()}
     return {name: stored.get(name, 0) for name in COUNTERS}
+
+
+# --- Rates over the last minutes (the system page's chart) ---------------------------
+# A counter's total says nothing about when; the system page charts how many logs were
+# accepted and stored per 10 s over the last minutes. Each amount `count` queues is also
+# added to its 10-second bucket, one small key per bucket that expires on its own, so
+# the series needs no trimming and costs two commands in a pipeline already going out.
+# (Entries the drain settles as recovered are counted in its ack script, not here: they
+# are redeliveries, rare, and would only be missing from the chart.)
+SERIES = ("ingest_accepted", "drain_stored", "drain_dead_letters")
+SERIES_STEP = 10  # seconds per bucket
+SERIES_KEEP = 3600  # seconds a bucket is kept
+
+
+def series_key(settings: Settings, name: str, bucket: int) -> str:
+    """The Redis key of one bucket (`bucket` is its start, epoch seconds)."""
+    return f"{settings.key_prefix}:series:{name}:{bucket}"
+
+
+def sample(pipe: redis.client.Pipeline, settings: Settings, now: float, **amounts: int) -> None:
+    """Queue the SERIES amounts into the bucket of `now` (the caller executes `pipe`)."""
+    bucket = int(now) // SERIES_STEP * SERIES_STEP
+    for name in SERIES:
+        if amounts.get(name):
+            name_key = series_key(settings, name, bucket)
+            pipe.incrby(name_key, amounts[name])
+            pipe.expire(name_key, SERIES_KEEP)
+
+
+def series(r: redis.Redis, settings: Settings, name: str, now: float, points: int) -> list:
+    """`[bucket start, amount]` for the last `points` buckets up to `now`, oldest first;
+    the last bucket is still filling."""
+    last = int(now) // SERIES_STEP * SERIES_STEP
+    starts = [last - SERIES_STEP * i for i in range(points - 1, -1, -1)]
+    values = r.mget([series_key(settings, name, s) for s in starts])
+    return [[s, int(v or 0)] for s, v in zip(starts, values, strict=True)]

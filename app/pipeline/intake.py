@@ -70,8 +70,15 @@ def check_line(line: str) -> dict | None:
     return None
 
 
-def submit_lines(r: redis.Redis, settings: Settings, lines: list[str], fmt: str | None) -> Receipt:
-    """Enqueue raw lines for the drain to parse (as `fmt`, or detected when None)."""
+def submit_lines(
+    r: redis.Redis,
+    settings: Settings,
+    lines: list[str],
+    fmt: str | None,
+    once: tuple[str, int] | None = None,
+) -> Receipt:
+    """Enqueue raw lines for the drain to parse (as `fmt`, or detected when None);
+    `once` as for `submit`."""
     good, rejected = [], []
     for index, line in enumerate(lines):
         errors = check_line(line)
@@ -80,7 +87,7 @@ def submit_lines(r: redis.Redis, settings: Settings, lines: list[str], fmt: str 
         else:
             good.append((index, line))
     values = [v for _, line in good for v in (line, fmt or "")]
-    return _enqueue(r, settings, (b"r", b"f"), good, values, rejected)
+    return _enqueue(r, settings, (b"r", b"f"), good, values, rejected, once)
 
 
 def _enqueue(r, settings, names, good, values, rejected, once=None) -> Receipt:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 import ssl
@@ -132,11 +133,14 @@ async def read_connection(
 class Datagrams(asyncio.DatagramProtocol):
     """UDP: one datagram is one frame (RFC 5426)."""
 
-    def __init__(self, batcher: Batcher) -> None:
-        self.batcher = batcher
+    def __init__(self, batcher: Batcher, allowed) -> None:
+        self.batcher, self.allowed = batcher, allowed
 
     def datagram_received(self, data: bytes, addr) -> None:
         """Hold the datagram's frame, or drop and count it while the queue is full."""
+        if not self.allowed(addr[0]):
+            self.batcher.udp_dropped += 1
+            return
         if not self.batcher.room.is_set():
             self.batcher.udp_dropped += 1
             return
@@ -162,8 +166,9 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
 class Listener:
     """The listening sockets and their connections, for one process."""
 
-    def __init__(self, settings: Settings, host: str = "0.0.0.0") -> None:
-        self.settings, self.host = settings, host
+    def __init__(self, settings: Settings, host: str | None = None) -> None:
+        self.settings, self.host = settings, host or settings.bind_host
+        self.networks = settings.syslog_networks
         self.batcher = Batcher(redis_client(settings.redis_url), settings)
         self.stop = asyncio.Event()
         self.servers: list[asyncio.Server] = []
@@ -176,12 +181,19 @@ class Listener:
         port = self.settings.syslog_port
         self.servers.append(await self._tcp(port, None, "tcp"))
         self.udp, _ = await loop.create_datagram_endpoint(
-            lambda: Datagrams(self.batcher), local_addr=(self.host, port), reuse_port=True
+            lambda: Datagrams(self.batcher, self.allowed),
+            local_addr=(self.host, port),
+            reuse_port=True,
         )
         context = tls_context(self.settings)
         if context is not None:
             self.servers.append(await self._tcp(self.settings.syslog_tls_port, context, "tls"))
         log.info("syslog listening on %s: tcp+udp %s%s", self.host, port, self._tls_note())
+
+    def allowed(self, host: str) -> bool:
+        """Is this peer in SYSLOG_ALLOW (syslog has no key, so the network is the check)?"""
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+        return any(address in network for network in self.networks)
 
     def _tls_note(self) -> str:
         return f", tls {self.settings.syslog_tls_port}" if self.settings.syslog_tls_cert else ""
@@ -192,6 +204,9 @@ class Listener:
             self.connections.add(task)
             try:
                 peer = writer.get_extra_info("peername")
+                if not self.allowed(peer[0]):
+                    log.warning("syslog connection from %s refused: not in SYSLOG_ALLOW", peer[0])
+                    return
                 await read_connection(self.batcher, reader, peer[:2], transport, self.stop)
             except (ConnectionError, ssl.SSLError) as exc:
                 log.info("syslog connection %s ended: %s", transport, exc)

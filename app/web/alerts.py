@@ -25,10 +25,10 @@ from app.pipeline import searches as saved
 from app.pipeline import webhooks
 from app.pipeline.alerts import alert_events, alerts
 from app.pipeline.connections import engine
-from app.web.alert_pages import PAGE, page
 from app.web.errors import APIError
 from app.web.openapi import Open, errors
-from app.web.searches import MAX_ID, Moment, find, no_nul
+from app.web.searches import MAX_ID, UI_PAGE, Moment, find, no_nul
+from app.web.ui import render_page
 
 bp = Blueprint("alerts", __name__, description="Alerts on saved searches, with webhooks.")
 
@@ -342,7 +342,7 @@ def alert_events_list(args, alert_id: int):
 
 
 @bp.get("/ui/alerts")
-@bp.doc(**PAGE)
+@bp.doc(**UI_PAGE)
 def alerts_page():
     """The web UI's alerts: create one, see each one's state and history."""
-    return page("alerts.html")
+    return render_page("alerts.html")

@@ -12,6 +12,12 @@ from app.web.query_schemas import MAX_LIMIT
 
 DESCRIPTION = f"""Sluice stores logs and lets you search, count, export and watch them live.
 
+**Keys**: when keys are configured every operation below names the scope it needs
+(`ingest`, `read` or `admin`; an admin key may do all three). Send the key as
+`Authorization: Bearer <key>`, `X-API-Key: <key>`, or HTTP Basic with the key as the
+password. No key is 401 (with `WWW-Authenticate`), a key without the scope is 403; both
+in the error shape below, with `scope` naming what was needed.
+
 **Errors** have one shape: `{{"error": "<code>", "message": "...", "status": <n>,
 "fields": {{"<parameter>": ["<problem>"]}}}}`; `fields` appears when input was invalid,
 `rejected` (per item) for batches; 503 answers carry `Retry-After`.

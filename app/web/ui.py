@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Response, current_app, render_template, request
+from flask import Response, current_app, render_template, request, session, url_for
 from flask_smorest import Blueprint
 
 from app.web.bulk import banner
@@ -57,6 +57,52 @@ def _wants_html() -> bool:
     )
 
 
+# The header's operations links, in order: one place to add a page (saved searches, ...).
+# Each is (label, endpoint or URL, element id); Flower and the API are added when present.
+NAV = [
+    ("System", "system.page", "system-link"),
+    ("Saved searches", "searches.searches_page", "searches-link"),
+    ("Alerts", "alerts.alerts_page", "alerts-link"),
+]
+
+
+def nav_links(host: str | None) -> list[dict]:
+    """The header's links for this request: NAV, then Flower and the API description."""
+    links = [
+        {"label": label, "href": url_for(target), "id": id_, "current": request.endpoint == target}
+        for label, target, id_ in NAV
+    ]
+    flower = flower_url(host, current_app.extensions["sluice"].flower_port)
+    if flower:
+        links.append({"label": "Flower", "href": flower, "id": "flower-link", "external": True})
+    if "/openapi.json" in {rule.rule for rule in current_app.url_map.iter_rules()}:
+        links.append({"label": "API", "href": "/openapi.json", "id": "api-link", "external": True})
+    return links
+
+
+def page_host() -> str | None:
+    """The request's Host when it is a plain host[:port] (else None: not trusted)."""
+    return request.host if _HOST.match(request.host or "") else None
+
+
+def render_page(template: str, **context) -> Response:
+    """A page of the UI with its policy headers; `nav` is the header's links."""
+    host = page_host()
+    html = render_template(template, nav=nav_links(host), signed_in="key" in session, **context)
+    # A Response, so the documented answer (`bp.response`) passes it through as it is.
+    return Response(
+        html,
+        mimetype="text/html",
+        headers={
+            "Content-Security-Policy": content_security_policy(host),
+            "X-Content-Type-Options": "nosniff",
+            # "no-referrer" would make forms send `Origin: null`, refused as cross-origin.
+            "Referrer-Policy": "same-origin",
+            "Cache-Control": "no-cache",
+        },
+    )
+
+
 @bp.get("/")
 @bp.doc(
     responses={
@@ -70,22 +116,4 @@ def index():
     """The UI's single page for a browser; Elasticsearch's banner for anything else."""
     if not _wants_html():
         return banner()
-    settings = current_app.extensions["sluice"]
-    host = request.host if _HOST.match(request.host or "") else None
-    rules = {rule.rule for rule in current_app.url_map.iter_rules()}
-    html = render_template(
-        "index.html",
-        flower_url=flower_url(host, settings.flower_port),
-        has_openapi="/openapi.json" in rules,
-    )
-    # A Response, so the documented answer (`bp.response`) passes it through as it is.
-    return Response(
-        html,
-        mimetype="text/html",
-        headers={
-            "Content-Security-Policy": content_security_policy(host),
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer",
-            "Cache-Control": "no-cache",
-        },
-    )
+    return render_page("index.html")

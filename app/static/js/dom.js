@@ -70,3 +70,11 @@ export function describeError(status, body) {
   }
   return parts.join(" ");
 }
+
+/** A 401 means the session ended: go to the sign-in page, and come back here after it. */
+export function signInIfNeeded(response) {
+  if (response.status === 401) {
+    location.assign(`/signin?next=${encodeURIComponent(location.pathname + location.search)}`);
+  }
+  return response;
+}

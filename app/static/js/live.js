@@ -5,7 +5,7 @@
 // continues live. The first connection starts from the newest stored log the query API
 // returns (the recent backlog is shown), or from "now" when there is no query API.
 
-import { describeError, formatCount, LEVELS, say } from "./dom.js";
+import { describeError, formatCount, LEVELS, say, signInIfNeeded } from "./dom.js";
 import { matches, readFilters, toParams } from "./filters.js";
 import { logOf, logRow } from "./logrow.js";
 
@@ -72,7 +72,7 @@ export class LiveTail {
   async fetchLogs(params, limit) {
     params.set("limit", limit);
     try {
-      const response = await fetch(`/logs?${params}`, { headers: { Accept: "application/json" } });
+      const response = signInIfNeeded(await fetch(`/logs?${params}`, { headers: { Accept: "application/json" } }));
       return response.ok ? (await response.json()).logs : null;
     } catch {
       return null;

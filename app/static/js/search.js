@@ -1,6 +1,6 @@
 // Search: GET /logs with the form's filters and the selected time range, cursor paging.
 
-import { describeError, formatCount, say } from "./dom.js";
+import { describeError, formatCount, say, signInIfNeeded } from "./dom.js";
 import { readFilters, toParams } from "./filters.js";
 import { logRow } from "./logrow.js";
 
@@ -75,7 +75,7 @@ export class Search {
     if (this.cursor) params.set("cursor", this.cursor);
     this.busy(true);
     try {
-      const response = await fetch(`/logs?${params}`, { headers: { Accept: "application/json" } });
+      const response = signInIfNeeded(await fetch(`/logs?${params}`, { headers: { Accept: "application/json" } }));
       const body = await response.json().catch(() => null);
       if (sequence !== this.sequence) return; // a newer search superseded this one
       if (response.status === 404) {

@@ -1,6 +1,6 @@
 // The time range picker and the volume strip (GET /logs/stats drawn by histogram.js).
 
-import { describeError, el, formatCount, LEVELS } from "./dom.js";
+import { describeError, el, formatCount, LEVELS, signInIfNeeded } from "./dom.js";
 import { drawHistogram, summary } from "./histogram.js";
 
 const SPAN_MS = { "15m": 15 * 60e3, "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3 };
@@ -94,7 +94,7 @@ export class Volume {
     let response;
     let body = null;
     try {
-      response = await fetch(`/logs/stats?${params}`, { headers: { Accept: "application/json" } });
+      response = signInIfNeeded(await fetch(`/logs/stats?${params}`, { headers: { Accept: "application/json" } }));
       body = await response.json().catch(() => null);
     } catch (error) {
       response = { ok: false, status: 0 };
