@@ -15,12 +15,16 @@ run: $(STAMP)
 test: $(STAMP) browser rsyslog lint
 	$(PY) -m scripts.devstack test $(PYTEST_ARGS)
 
-# The venv is rebuilt only when a requirements file changes.
-$(STAMP): requirements.txt requirements-dev.txt
+# The venv is rebuilt only when a requirements file or pyproject.toml changes. The project
+# itself is installed editable without dependencies (they are the pinned ones above), so
+# `.venv/bin/sluice` (the command-line client) exists and runs this checkout's code.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing pinned dependencies into $(VENV) (log: $(VENV)/pip.log)"
 	$(PY) -m pip install --disable-pip-version-check -r requirements-dev.txt > $(VENV)/pip.log 2>&1 \
+		|| { tail -30 $(VENV)/pip.log; exit 1; }
+	$(PY) -m pip install --disable-pip-version-check -e . --no-deps >> $(VENV)/pip.log 2>&1 \
 		|| { tail -30 $(VENV)/pip.log; exit 1; }
 	touch $(STAMP)
 

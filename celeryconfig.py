@@ -23,7 +23,7 @@ def build(settings: Settings) -> dict:
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "worker_hijack_root_logger": False,
-        "include": ["tasks.drain", "tasks.maintenance"],
+        "include": ["tasks.drain", "tasks.maintenance", "tasks.alerts"],
         "beat_schedule": {
             "drain": {
                 "task": "sluice.drain",
@@ -39,6 +39,13 @@ def build(settings: Settings) -> dict:
                 "task": "sluice.maintain",
                 "schedule": 3600.0,
                 "options": {"expires": 600.0},
+            },
+            # Each alert is evaluated when it is due (ALERT_INTERVAL, or ALERT_FAST_INTERVAL
+            # for threshold 1); the tick only looks for due ones (tasks/alerts.py).
+            "evaluate-alerts": {
+                "task": "sluice.evaluate_alerts",
+                "schedule": min(settings.alert_fast_interval, settings.alert_interval),
+                "options": {"expires": 2 * settings.alert_interval},
             },
         },
     }

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import TYPE_CHECKING
 
 from app.pipeline import logconfig
 from config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 __version__ = "0.1.0"
 
@@ -16,6 +19,10 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
     if overrides:
         settings = settings.with_overrides(**overrides)
     logconfig.setup(settings)
+
+    # Imported here, not at the top: `app.cli` (the command-line client) lives in this
+    # package and should not pay for loading Flask.
+    from flask import Flask
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
@@ -46,6 +53,7 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
 def blueprints() -> list:
     """Every HTTP face, in the order its routes are registered."""
     from app.web import (
+        alerts,
         auth,
         bulk,
         deadletters,
@@ -57,6 +65,7 @@ def blueprints() -> list:
         otlp,
         parse,
         query,
+        searches,
         status,
         system,
         ui,
@@ -66,6 +75,7 @@ def blueprints() -> list:
         *(ingest.bp, parse.bp, status.bp, live.bp, ui.bp, query.bp, metrics.bp, auth.bp),
         *(deadletters.bp, system.bp),  # operations
         *(heroku.bp, loki.bp, bulk.bp, otlp.bp),  # the shippers' protocols
+        *(searches.bp, alerts.bp),  # saved searches and alerts
     ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 
@@ -69,6 +70,24 @@ def _file(env: Mapping[str, str], name: str) -> str:
     if path and not os.path.isfile(path):
         raise ConfigError(f"{name} names {path!r}, which is not a readable file")
     return path
+
+
+_HOST_NAME = re.compile(r"^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$")
+
+
+def _hosts(env: Mapping[str, str], name: str) -> str:
+    hosts = [h.strip() for h in _str(env, name, "").split(",") if h.strip()]
+    for host in hosts:
+        if not _HOST_NAME.match(host):
+            raise ConfigError(f"{name} must be comma-separated host names, got {host!r}")
+    return ",".join(hosts)
+
+
+def _public_url(env: Mapping[str, str], name: str) -> str:
+    value = _str(env, name, "").rstrip("/")
+    if value and not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be an http:// or https:// URL, got {value!r}")
+    return value
 
 
 def _rate(env: Mapping[str, str], name: str, default: str) -> str:
@@ -158,6 +177,14 @@ class Settings:
     queue_max_bytes: int = 256 * 1024 * 1024
     redis_memory_high: float = 0.9
     dead_letter_max_bytes: int = 64 * 1024 * 1024
+    # Alerts and their webhooks (issue 12)
+    alert_interval: float = 60.0
+    alert_fast_interval: float = 10.0
+    alert_webhook_hosts: str = ""
+    alert_webhook_timeout: float = 5.0
+    alert_webhook_retries: int = 5
+    alert_retry_delay: float = 10.0
+    public_url: str = ""
     # Access control (issue 9): see config/keys.py and README "Security".
     ingest_keys: str = ""
     read_keys: str = ""
@@ -298,6 +325,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         queue_max_bytes=_int(env, "QUEUE_MAX_BYTES", d.queue_max_bytes, 1024 * 1024),
         redis_memory_high=_fraction(env, "REDIS_MEMORY_HIGH", d.redis_memory_high),
         dead_letter_max_bytes=_int(env, "DEAD_LETTER_MAX_BYTES", d.dead_letter_max_bytes, 65_536),
+        # Alerts and their webhooks (issue 12)
+        alert_interval=_float(env, "ALERT_INTERVAL", d.alert_interval, 0.1),
+        alert_fast_interval=_float(env, "ALERT_FAST_INTERVAL", d.alert_fast_interval, 0.1),
+        alert_webhook_hosts=_hosts(env, "ALERT_WEBHOOK_HOSTS"),
+        alert_webhook_timeout=_float(env, "ALERT_WEBHOOK_TIMEOUT", d.alert_webhook_timeout, 0.1),
+        alert_webhook_retries=_int(env, "ALERT_WEBHOOK_RETRIES", d.alert_webhook_retries, 0),
+        alert_retry_delay=_float(env, "ALERT_RETRY_DELAY", d.alert_retry_delay, 0.1),
+        public_url=_public_url(env, "PUBLIC_URL"),
         ingest_keys=_str(env, "SLUICE_INGEST_KEYS", ""),
         read_keys=_str(env, "SLUICE_READ_KEYS", ""),
         admin_keys=_str(env, "SLUICE_ADMIN_KEYS", ""),

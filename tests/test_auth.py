@@ -79,6 +79,35 @@ ROUTES = {
     ),
     "api-docs.openapi_json": ("GET", "/openapi.json", {}, "read", 200),
     "ui.index": ("GET", "/", {"headers": {"Accept": "text/html"}}, "read", 200),
+    # Saved searches and alerts (issue 12): reading needs read, changing needs admin. Ids
+    # nobody has: a 404 shows the request got past the check.
+    "searches.list_searches": ("GET", "/searches", {}, "read", 200),
+    "searches.create_search": ("POST", "/searches", _json({"name": "s"}), "admin", 201),
+    "searches.get_search": ("GET", "/searches/999999999", {}, "read", 404),
+    "searches.update_search": ("PUT", "/searches/999999999", _json({"name": "s"}), "admin", 404),
+    "searches.delete_search": ("DELETE", "/searches/999999999", {}, "admin", 404),
+    "searches.searches_page": ("GET", "/ui/searches", {}, "read", 200),
+    "alerts.list_alerts": ("GET", "/alerts", {}, "read", 200),
+    "alerts.create_alert": (
+        "POST",
+        "/alerts",
+        _json(
+            {
+                "name": "a",
+                "search": {"q": "x"},
+                "threshold": 1,
+                "window": "1m",
+                "webhook": "http://127.0.0.1:9/",
+            }
+        ),
+        "admin",
+        201,
+    ),
+    "alerts.get_alert": ("GET", "/alerts/999999999", {}, "read", 404),
+    "alerts.update_alert": ("PUT", "/alerts/999999999", _json({"threshold": 2}), "admin", 404),
+    "alerts.delete_alert": ("DELETE", "/alerts/999999999", {}, "admin", 404),
+    "alerts.alert_events_list": ("GET", "/alerts/999999999/events", {}, "read", 404),
+    "alerts.alerts_page": ("GET", "/ui/alerts", {}, "read", 200),
     "deadletters.list_dead_letters": ("GET", "/deadletters", {}, "read", 200),
     "deadletters.replay_dead_letters": (
         "POST",
@@ -307,10 +336,14 @@ def test_signout_ends_the_session(live_server):
     assert session.get(f"http://{live_server}/logs", timeout=10).status_code == 401
 
 
-def test_browser_without_session_is_sent_to_signin(client):
-    response = client.get("/?x=1", headers={"Accept": "text/html"})
+@pytest.mark.parametrize(
+    ("path", "back"),
+    [("/?x=1", "/?x%3D1"), ("/system", "/system"), ("/ui/searches", "/ui/searches")],
+)
+def test_browser_without_session_is_sent_to_signin(client, path, back):
+    response = client.get(path, headers={"Accept": "text/html"})
     assert response.status_code == 302
-    assert response.headers["Location"].startswith("/signin?next=/?x%3D1")
+    assert response.headers["Location"] == f"/signin?next={back}"
 
 
 def _ws(live_server, **options):

@@ -139,7 +139,8 @@ def check_request():
     if key is None:
         if via == "session":
             session.clear()
-        if endpoint == "ui.index" and via != "header" and _wants_html():
+        if request.method == "GET" and via != "header" and _wants_html():
+            # A browser opening a page (or an API link) without a session: sign in first.
             return redirect(url_for("auth.signin_form", next=request.full_path.rstrip("?")))
         needed = "read" if scope == "any" else scope
         if secret:

@@ -59,7 +59,11 @@ def _wants_html() -> bool:
 
 # The header's operations links, in order: one place to add a page (saved searches, ...).
 # Each is (label, endpoint or URL, element id); Flower and the API are added when present.
-NAV = [("System", "system.page", "system-link")]
+NAV = [
+    ("System", "system.page", "system-link"),
+    ("Saved searches", "searches.searches_page", "searches-link"),
+    ("Alerts", "alerts.alerts_page", "alerts-link"),
+]
 
 
 def nav_links(host: str | None) -> list[dict]:

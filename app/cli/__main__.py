@@ -1,0 +1,5 @@
+"""`python -m app.cli` is `sluice`."""
+
+from app.cli.main import main
+
+main()
