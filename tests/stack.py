@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -110,7 +111,11 @@ class Stack:
         proc.wait(5)
 
     def stop_all(self) -> None:
-        """Stop everything this stack started."""
+        """Stop everything this stack started: SIGTERM to every group at once, then wait
+        for each (their warm shutdowns overlap instead of adding up)."""
+        for proc in self.procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
         for name in list(self.procs):
             self.stop(name)
 

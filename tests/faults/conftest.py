@@ -16,8 +16,8 @@ from tests.faults.load import Result, markdown_table
 from tests.stack import PrivatePostgres, PrivateRedis, Stack
 
 LOGS = int(os.environ.get("FAULTS_LOGS", "5000"))
-OUTAGE = float(os.environ.get("FAULTS_OUTAGE", "5"))  # seconds PostgreSQL / Redis stay down
-BEAT_PAUSE = float(os.environ.get("FAULTS_BEAT_PAUSE", "10"))
+OUTAGE = float(os.environ.get("FAULTS_OUTAGE", "3"))  # seconds PostgreSQL / Redis stay down
+BEAT_PAUSE = float(os.environ.get("FAULTS_BEAT_PAUSE", "5"))
 # The load is paced to last about 5-20 s, so each fault lands while logs are arriving.
 RATE = min(max(LOGS / 5, 1000.0), 2500.0)
 

@@ -138,9 +138,10 @@ class Load:
         for b in range(c, self.batches, self.clients):
             due = self._started + b * self.batch / self.rate
             time.sleep(max(0.0, due - time.monotonic()))
-            self._send(session, b)
+            session = self._send(session, b)
+        session.close()  # an idle keep-alive connection would hold up gunicorn's shutdown
 
-    def _send(self, session: requests.Session, b: int) -> None:
+    def _send(self, session: requests.Session, b: int) -> requests.Session:
         ids = self.ids(b)
         body = orjson.dumps(
             [
@@ -158,6 +159,7 @@ class Load:
                 outcome = str(response.status_code)
             except requests.RequestException as exc:
                 response, outcome = None, type(exc).__name__
+                session.close()
                 session = requests.Session()  # a reset connection: start clean
             with self._lock:
                 self.outcomes[outcome] += 1
@@ -166,11 +168,11 @@ class Load:
                 assert accepted == len(ids), response.text  # every log here is valid
                 with self._lock:
                     self.acked.update(ids)
-                return
+                return session
             if time.monotonic() - first > self.give_up_after:
                 with self._lock:
                     self.given_up.append(b)
-                return
+                return session
             time.sleep(0.2)
 
     def summary(self) -> str:

@@ -9,6 +9,7 @@ lost = 0 and duplicates = 0 - except for Redis without AOF, where the loss is me
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -116,13 +117,17 @@ def test_postgres_restart(fault_settings, make_stack, private_pg, report):
     assert_exact(row)
 
 
-def restart_redis(stack, load: Load, server) -> tuple[dict, list[str], set[str]]:
+def restart_redis(
+    stack, load: Load, server, resume_worker: bool = False
+) -> tuple[dict, list[str], set[str]]:
     """Kill the private Redis (SIGKILL), keep it down OUTAGE s, start it again; what
     /health said meanwhile, notes, and the ids acknowledged by the time it was back."""
     acked_before, errors_before = len(load.acked), load.errors()
     state = queue_state(stack)
     at_risk = state["lag"] + state["pending_messages"]
     server.kill()
+    if resume_worker:
+        stack.signal("worker", signal.SIGCONT)
     health = stack.wait_http("/health", accept=(503,), timeout=10).json()
     time.sleep(OUTAGE)
     notes = [
@@ -138,8 +143,13 @@ def test_redis_restart_with_aof(fault_settings, make_stack, private_redis, repor
     settings = fault_settings.with_overrides(redis_url=server.url)
     stack = make_stack(settings).start("web", "worker", "beat")
     load = Load(stack.url, LOGS, RATE).start()
+    # Freeze the worker for a while, so that the AOF has a backlog to bring back; it
+    # resumes, its broker connection gone, while Redis is down.
+    load.wait_fraction(0.2)
+    stack.signal("worker", signal.SIGSTOP)
     load.wait_fraction(0.3)
-    health, notes, _ = restart_redis(stack, load, server)
+    health, notes, _ = restart_redis(stack, load, server, resume_worker=True)
+    notes.insert(0, "worker frozen (SIGSTOP) from 20 % to the kill")
     row = finish(stack, settings, load, "d. Redis kill -9 + restart, AOF everysec", notes)
     report(row)
     assert health["redis"].startswith("down"), health
