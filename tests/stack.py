@@ -119,6 +119,12 @@ class Stack:
         for name in list(self.procs):
             self.stop(name)
 
+    def kill_all(self) -> None:
+        """SIGKILL every group this stack started (a teardown with nothing to keep)."""
+        for name in list(self.procs):
+            self.signal(name, signal.SIGKILL)
+        self.procs.clear()
+
     def wait_http(self, path: str, accept=(200,), timeout: float = 30, port: int | None = None):
         """Poll a URL of the stack until it answers with an accepted status."""
         url = f"http://127.0.0.1:{port or self.port}{path}"

@@ -76,12 +76,11 @@ def gunicorn_workers(stack: Stack) -> list[psutil.Process]:
     return [p for p in stack.processes("web") if is_gunicorn(p) and is_gunicorn(p.parent())]
 
 
-def kill_web_worker(stack: Stack, workers: int = 2) -> None:
-    """SIGKILL one gunicorn worker, then wait until the master has replaced it."""
-    victim = gunicorn_workers(stack)[0]
+def kill_web_worker(stack: Stack) -> None:
+    """SIGKILL the longest-serving gunicorn worker (the master replaces it)."""
+    victim = min(gunicorn_workers(stack), key=lambda p: p.create_time())
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
-    wait_for(lambda: len(gunicorn_workers(stack)) >= workers, timeout=30)
 
 
 def queue_state(stack: Stack) -> dict:
