@@ -108,6 +108,10 @@ class Settings:
     syslog_tls_port: int = 6514
     syslog_tls_cert: str = ""
     syslog_tls_key: str = ""
+    # Reads: their own pool and a statement timeout, so slow reads cannot starve writes.
+    read_statement_timeout_ms: int = 10_000
+    read_pool_size: int = 5
+    read_pool_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         # Derived defaults: the read replica falls back to the primary, the dead-letter
@@ -181,6 +185,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         syslog_tls_port=_int(env, "SYSLOG_TLS_PORT", d.syslog_tls_port, 1),
         syslog_tls_cert=_file(env, "SYSLOG_TLS_CERT"),
         syslog_tls_key=_file(env, "SYSLOG_TLS_KEY"),
+        # Reads
+        read_statement_timeout_ms=_int(
+            env, "READ_STATEMENT_TIMEOUT_MS", d.read_statement_timeout_ms, 100
+        ),
+        read_pool_size=_int(env, "READ_POOL_SIZE", d.read_pool_size, 1),
+        read_pool_timeout=_float(env, "READ_POOL_TIMEOUT", d.read_pool_timeout, 0.1),
     )
     if settings.is_production:
         _refuse_unsafe(env)
