@@ -11,11 +11,13 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import text
 
 from app import create_app
 from app.pipeline import store
 from app.pipeline.connections import READ_APPLICATION_NAME, engine, read_engine
+from config.settings import ConfigError, load_settings
 
 START = datetime(2005, 4, 1, tzinfo=UTC)
 
@@ -141,3 +143,16 @@ def test_a_slow_export_client_holds_no_transaction_and_gets_every_row_once(
     ids = [json.loads(line)["id"] for line in lines]
     assert len(ids) == len(set(ids)) == 12_000
     assert ids == expected
+
+
+def test_read_settings_default_and_fail_naming_the_variable():
+    s = load_settings({})
+    assert (s.read_statement_timeout_ms, s.read_pool_size, s.read_pool_timeout) == (10_000, 5, 5.0)
+    for env, named in (
+        ({"READ_STATEMENT_TIMEOUT_MS": "soon"}, "READ_STATEMENT_TIMEOUT_MS"),
+        ({"READ_STATEMENT_TIMEOUT_MS": "10"}, "READ_STATEMENT_TIMEOUT_MS"),
+        ({"READ_POOL_SIZE": "0"}, "READ_POOL_SIZE"),
+        ({"READ_POOL_TIMEOUT": "never"}, "READ_POOL_TIMEOUT"),
+    ):
+        with pytest.raises(ConfigError, match=named):
+            load_settings(env)

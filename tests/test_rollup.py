@@ -5,6 +5,7 @@ window and filter it covers, is rebuilt to the same counts, and goes with retent
 from __future__ import annotations
 
 import random
+import threading
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -234,3 +235,30 @@ def test_retention_drops_the_counts_with_the_logs(settings, db, tidy):
     zero = db.execute(text("SELECT count(*) FROM logs_rollup WHERE n <= 0")).scalar_one()
     db.rollback()
     assert zero == 0
+
+
+def test_concurrent_writers_on_the_same_minutes_neither_deadlock_nor_lose_counts(settings, db):
+    """Writers that commit in parallel (no commit-order lock) adding to the same keys."""
+    rows = make_rows(2000, seed=11)
+    for r in rows:  # all into two minutes: every chunk touches the same hot keys
+        r["timestamp"] = START + timedelta(seconds=r["timestamp"].timestamp() % 120)
+    random.Random(3).shuffle(rows)
+    chunks = [rows[i : i + 50] for i in range(0, len(rows), 50)]
+    errors = []
+
+    def writer(mine):
+        try:
+            with engine(settings.database_url).connect() as conn:
+                for chunk in mine:
+                    insert(conn, chunk)
+        except Exception as exc:  # reported below; a deadlock would land here
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(chunks[n::4],)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert count_logs(db) == 2000
+    assert rollup_totals(db) == (2000, 2000, 2000)
