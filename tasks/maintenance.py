@@ -21,9 +21,10 @@ log = logging.getLogger(__name__)
 
 
 # Creating or dropping a partition takes an exclusive lock on `logs`. Queued behind a long
-# read (an export streaming for minutes), that request would in turn hold up every insert
-# of the drain, so each step gives up after LOCK_TIMEOUT and the next hourly run retries;
-# partitions exist PARTITION_DAYS_AHEAD days early, so a skipped run costs nothing.
+# read (the read API's are cut at READ_STATEMENT_TIMEOUT_MS, other clients' may not be),
+# that request would in turn hold up every insert of the drain, so each step gives up
+# after LOCK_TIMEOUT and the next hourly run retries; partitions exist
+# PARTITION_DAYS_AHEAD days early, so a skipped run costs nothing.
 LOCK_TIMEOUT = "5s"
 LOCK_NOT_AVAILABLE = "55P03"
 
