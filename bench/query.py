@@ -429,6 +429,19 @@ def ingest_rate(url: str, rows: int, at: datetime, seed: int, chunk: int = 100) 
     return Ingest(rows / elapsed, None if cpu is None else cpu / rows * 1e6)
 
 
+def check_rollup(name: str) -> None:
+    """Print whether every grain of the rollup counts exactly the stored logs."""
+    with psycopg2.connect(server_dsn(name)) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT (SELECT count(*) FROM logs), (SELECT sum(n)::bigint FROM logs_rollup), "
+            "(SELECT sum(n)::bigint FROM logs_rollup_hourly), "
+            "(SELECT sum(n)::bigint FROM logs_rollup_levels)"
+        )
+        rows, *grains = cur.fetchone()
+    verdict = "exact" if all(g == rows for g in grains) else "MISMATCH"
+    print(f"rollup: {rows:,} logs; counted per minute, hour, level: {grains} ({verdict})")
+
+
 def percentiles(samples: list[float]) -> tuple[float, float]:
     """(p50, p95) of `samples`, in milliseconds."""
     ordered = sorted(samples)
@@ -585,6 +598,7 @@ def main(argv: list[str] | None = None) -> None:
             after = ingest_rate(url, args.ingest_rows, end, seed=2)
             ratio = after.rows_per_s / before.rows_per_s
             print(f"ingest, with 0002 indexes: {after} ({ratio:.2f}x the rows/s)")
+            check_rollup(name)
             settle(name)
         else:
             migrate(name, "head")

@@ -262,3 +262,28 @@ def test_concurrent_writers_on_the_same_minutes_neither_deadlock_nor_lose_counts
     assert errors == []
     assert count_logs(db) == 2000
     assert rollup_totals(db) == (2000, 2000, 2000)
+
+
+def test_stats_read_the_rollup_when_it_covers_the_filters(client, db):
+    """Proof of which path answers: a count planted in the rollup shows in the stats the
+    rollup covers, not in those that scan `logs` (q, contains, meta.*)."""
+    insert(db, make_rows(50, seed=12))
+    window = {"since": START.isoformat(), "until": (START + SPAN).isoformat(), "top": "3"}
+    db.execute(
+        text(
+            "UPDATE logs_rollup_levels SET n = n + 1000 WHERE minute = "
+            "(SELECT min(minute) FROM logs_rollup_levels)"
+        )
+    )
+    db.execute(
+        text("INSERT INTO logs_rollup_hourly VALUES (:h, 'INFO', 'planted', NULL, 1000)"),
+        {"h": START},
+    )
+    db.commit()
+    assert client.get("/logs/stats?" + urlencode(window)).json["total"] == 1050
+    tops = client.get("/logs/stats?" + urlencode(window)).json["top_sources"]
+    assert tops[0] == {"source": "planted", "count": 1000}
+    for scanned in ({"contains": "msg"}, {"q": "msg"}, {"meta.x": "1"}):
+        body = client.get("/logs/stats?" + urlencode({**window, **scanned})).json
+        assert body["total"] == (0 if "meta.x" in scanned else 50)
+        assert "planted" not in [t["source"] for t in body["top_sources"]]
