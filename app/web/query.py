@@ -12,13 +12,14 @@ from __future__ import annotations
 import itertools
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import Response, current_app, request
 from flask_smorest import Blueprint
 from marshmallow import RAISE
 from sqlalchemy import (
     BigInteger,
+    Select,
     and_,
     cast,
     func,
@@ -250,10 +251,10 @@ def _counted_by_rollup(eng, filters: Filters, step, top: int):
     thousand rows to sum instead of every log of the window."""
     inner, edges = rollup.split(filters)
     with eng.connect() as conn:
-        counted = rollup.histogram(conn, inner, step) if inner else {}
-        for edge in edges:
-            for key, n in _histogram(conn, edge, step).items():
-                counted[key] = counted.get(key, 0) + n
+        parts = ([rollup.histogram(inner, step)] if inner else []) + [
+            _bins(edge, step) for edge in edges
+        ]
+        counted = _histogram(conn, parts)
         parts = ([rollup.pairs(inner)] if inner else []) + [_pairs(edge) for edge in edges]
         tops = _tops(conn, union_all(*parts), top) if top else NO_TOPS
     return counted, tops
@@ -269,19 +270,38 @@ def _counted_by_scan(eng, filters: Filters, step, top: int):
     with ThreadPoolExecutor(max_workers=1) as pool:
         tops = pool.submit(_tops_on, eng, filters, top) if top else None
         with eng.connect() as conn:
-            counted = _histogram(conn, filters, step)
+            counted = _histogram(conn, [_bins(filters, step)])
         tops = tops.result() if tops else NO_TOPS
     return counted, tops
 
 
-def _histogram(conn, filters: Filters, step) -> dict[tuple[datetime, str], int]:
-    bucket = func.date_bin(step, logs.c.timestamp, EPOCH).label("bucket")
-    statement = (
-        select(bucket, logs.c.level, func.count().label("n"))
+def _bins(filters: Filters, step) -> Select:
+    """(bucket start in epoch seconds, level, n) rows of the logs matching `filters`."""
+    bucket = cast(func.extract("epoch", func.date_bin(step, logs.c.timestamp, EPOCH)), BigInteger)
+    return (
+        select(bucket.label("bucket"), logs.c.level, func.count().label("n"))
         .where(filters.where())
         .group_by(literal_column("1"), literal_column("2"))
     )
-    return {(r.bucket, r.level): r.n for r in conn.execute(statement)}
+
+
+def _histogram(conn, parts: list[Select]) -> dict[tuple[datetime, str], int]:
+    """{(bucket start, level): count} from (bucket, level, n) rows, summed over `parts`.
+
+    Pivoted in SQL to one row per bucket, each level a column: a day at 5 m is 288 rows
+    instead of ~1,700, and reading rows costs more than the query (measured)."""
+    rows = union_all(*parts).subquery("bins")
+    per_level = [
+        cast(func.sum(rows.c.n).filter(rows.c.level == level), BigInteger) for level in LEVELS
+    ]
+    statement = select(rows.c.bucket, *per_level).group_by(rows.c.bucket)
+    out = {}
+    for seconds, *counts in conn.execute(statement):
+        start = EPOCH + timedelta(seconds=seconds)
+        for level, n in zip(LEVELS, counts, strict=True):
+            if n:
+                out[(start, level)] = n
+    return out
 
 
 def _tops_on(eng, filters: Filters, top: int) -> dict[str, list[dict]]:
