@@ -322,7 +322,12 @@ def _tops(conn, pairs, top: int) -> dict[str, list[dict]]:
     """The `top` sources and applications by count, from (source, application, n) rows
     (grouped by both, then summed each way; the grouped rows are few: sources x
     applications). A pair may come in several rows (the rollup's parts): they add up."""
-    grouped = pairs.cte("grouped")
+    rows = pairs.subquery("pairs")
+    grouped = (
+        select(rows.c.source, rows.c.application, func.sum(rows.c.n).label("n"))
+        .group_by(rows.c.source, rows.c.application)
+        .cte("grouped")
+    )
     parts = []
     for name in ("source", "application"):
         key, total = grouped.c[name], cast(func.sum(grouped.c.n), BigInteger).label("n")
