@@ -429,6 +429,34 @@ def ingest_rate(url: str, rows: int, at: datetime, seed: int, chunk: int = 100) 
     return Ingest(rows / elapsed, None if cpu is None else cpu / rows * 1e6)
 
 
+def rollup_cost(url: str, rows: int, at: datetime, rounds: int = 3) -> None:
+    """Ingest with and without the rollup's counting (`rollup.count_stored` replaced by a
+    no-op for the second), interleaved in `rounds`: what the exact stats cost the drain."""
+    from app.pipeline import rollup
+
+    counting = rollup.count_stored
+    measured: dict[str, list[Ingest]] = {"with": [], "without": []}
+    try:
+        for n in range(rounds):
+            for name, count in (("with", counting), ("without", lambda conn, stored: None)):
+                rollup.count_stored = count
+                stamp = at + timedelta(hours=2 * n + (name == "with"))
+                measured[name].append(ingest_rate(url, rows, stamp, seed=10 + 2 * n))
+    finally:
+        rollup.count_stored = counting
+    cpu = {
+        name: statistics.median(i.backend_us_per_row or 0 for i in runs)
+        for name, runs in measured.items()
+    }
+    rate = {name: statistics.median(i.rows_per_s for i in runs) for name, runs in measured.items()}
+    print(
+        f"rollup cost, median of {rounds} interleaved rounds of {rows:,} rows: "
+        f"{rate['with']:,.0f} rows/s and {cpu['with']:.0f} us/row backend CPU with it, "
+        f"{rate['without']:,.0f} rows/s and {cpu['without']:.0f} us/row without "
+        f"({rate['with'] / rate['without']:.2f}x the rows/s)"
+    )
+
+
 def check_rollup(name: str) -> None:
     """Print whether every grain of the rollup counts exactly the stored logs."""
     with psycopg2.connect(server_dsn(name)) as conn, conn.cursor() as cur:
@@ -598,6 +626,7 @@ def main(argv: list[str] | None = None) -> None:
             after = ingest_rate(url, args.ingest_rows, end, seed=2)
             ratio = after.rows_per_s / before.rows_per_s
             print(f"ingest, with 0002 indexes: {after} ({ratio:.2f}x the rows/s)")
+            rollup_cost(url, max(1000, args.ingest_rows // 5), end)
             check_rollup(name)
             settle(name)
         else:
