@@ -50,10 +50,13 @@ def insert(db, rows: list[dict]) -> list[dict]:
     return stored
 
 
+ALL = " + ".join(rollup.COUNTS)
+
+
 def rollup_totals(db) -> tuple[int, int, int]:
     """Sum of counts in each grain (minute, hourly, levels)."""
     sums = tuple(
-        db.execute(text(f"SELECT coalesce(sum(n), 0) FROM {t}")).scalar_one()
+        db.execute(text(f"SELECT coalesce(sum({ALL}), 0) FROM {t}")).scalar_one()
         for t in ("logs_rollup", "logs_rollup_hourly", "logs_rollup_levels")
     )
     db.rollback()
@@ -113,11 +116,13 @@ def test_counts_only_what_was_stored(base_settings, stored_module):
     with engine(base_settings.database_url).connect() as db:
         assert count_logs(db) == 1502
         assert rollup_totals(db) == (1502, 1502, 1502)
+        per_level = ", ".join(f"count(*) FILTER (WHERE level = '{v}')" for v in LEVELS)
         by_minute = db.execute(
             text(
-                "SELECT count(*) FROM (SELECT date_bin('1 minute', timestamp, 'epoch') m, level, "
-                "source, application, count(*) n FROM logs GROUP BY 1, 2, 3, 4 EXCEPT "
-                "SELECT minute, level, source, application, n FROM logs_rollup) x"
+                "SELECT count(*) FROM (SELECT date_bin('1 minute', timestamp, 'epoch') m, "
+                f"source, application, {per_level} FROM logs GROUP BY 1, 2, 3 EXCEPT "
+                f"SELECT minute, source, application, {', '.join(rollup.COUNTS)} "
+                "FROM logs_rollup) x"
             )
         ).scalar_one()
         assert by_minute == 0
@@ -232,7 +237,7 @@ def test_retention_drops_the_counts_with_the_logs(settings, db, tidy):
     minutes = db.execute(text("SELECT min(minute) FROM logs_rollup")).scalar_one()
     db.rollback()
     assert minutes == datetime(2004, 8, 7, tzinfo=UTC)
-    zero = db.execute(text("SELECT count(*) FROM logs_rollup WHERE n <= 0")).scalar_one()
+    zero = db.execute(text(f"SELECT count(*) FROM logs_rollup WHERE {ALL} <= 0")).scalar_one()
     db.rollback()
     assert zero == 0
 
@@ -271,12 +276,12 @@ def test_stats_read_the_rollup_when_it_covers_the_filters(client, db):
     window = {"since": START.isoformat(), "until": (START + SPAN).isoformat(), "top": "3"}
     db.execute(
         text(
-            "UPDATE logs_rollup_levels SET n = n + 1000 WHERE minute = "
+            "UPDATE logs_rollup_levels SET n_info = n_info + 1000 WHERE minute = "
             "(SELECT min(minute) FROM logs_rollup_levels)"
         )
     )
     db.execute(
-        text("INSERT INTO logs_rollup_hourly VALUES (:h, 'INFO', 'planted', NULL, 1000)"),
+        text("INSERT INTO logs_rollup_hourly VALUES (:h, 'planted', NULL, 0, 0, 1000, 0, 0, 0)"),
         {"h": START},
     )
     db.commit()
