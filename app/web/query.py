@@ -254,8 +254,10 @@ def _counted_by_rollup(eng, filters: Filters, step, top: int):
             _bins(edge, step) for edge in edges
         ]
         counted = _histogram(conn, parts)
-        parts = ([rollup.pairs(inner)] if inner else []) + [_pairs(edge) for edge in edges]
-        tops = _tops(conn, union_all(*parts), top) if top else NO_TOPS
+        tops = NO_TOPS
+        if top:
+            parts = ([rollup.pairs(inner)] if inner else []) + [_pairs(edge) for edge in edges]
+            tops = _tops(conn, union_all(*parts), top)
     return counted, tops
 
 
