@@ -24,6 +24,7 @@ import psycopg2
 from bench.query import (
     Ingest,
     admin,
+    create_rollup_tables,
     ingest_rate,
     load,
     migrate,
@@ -159,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     admin(f'CREATE DATABASE "{template}"')
     try:
         migrate(template, "0001")
+        create_rollup_tables(template)  # the write path counts into them
         seconds = load(template, args.preload, end - timedelta(days=2), end - timedelta(hours=1))
         print(f"template {template}: {args.preload:,} rows preloaded in {seconds:.0f} s")
         results: dict[str, list[Ingest]] = {k: [] for k in keys}

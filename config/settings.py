@@ -195,6 +195,10 @@ class Settings:
     ingest_rate_limit: str = "2000/second"
     read_rate_limit: str = "50/second"
     keyring: Keyring = field(default=Keyring(), compare=False, repr=False)
+    # Reads: their own pool and a statement timeout, so slow reads cannot starve writes.
+    read_statement_timeout_ms: int = 10_000
+    read_pool_size: int = 5
+    read_pool_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         # Derived defaults: the read replica falls back to the primary, the dead-letter
@@ -341,6 +345,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         syslog_allow=_networks(env, "SYSLOG_ALLOW"),
         ingest_rate_limit=_rate(env, "INGEST_RATE_LIMIT", d.ingest_rate_limit),
         read_rate_limit=_rate(env, "READ_RATE_LIMIT", d.read_rate_limit),
+        # Reads
+        read_statement_timeout_ms=_int(
+            env, "READ_STATEMENT_TIMEOUT_MS", d.read_statement_timeout_ms, 100
+        ),
+        read_pool_size=_int(env, "READ_POOL_SIZE", d.read_pool_size, 1),
+        read_pool_timeout=_float(env, "READ_POOL_TIMEOUT", d.read_pool_timeout, 0.1),
     )
     if settings.keyring and not settings.session_secret:
         raise ConfigError(

@@ -1,9 +1,11 @@
 """Storage upkeep: daily partitions ahead of time, expired ones dropped, idle consumers
-forgotten. Beat runs it hourly; `python -m tasks.maintenance` runs it once (release)."""
+forgotten. Beat runs it hourly; `python -m tasks.maintenance` runs it once (release);
+`--rebuild-rollup` first counts every stored log into /logs/stats' rollup again."""
 
 from __future__ import annotations
 
 import logging
+import sys
 from datetime import UTC, datetime, timedelta
 
 from celery import shared_task
@@ -11,7 +13,7 @@ from flask import current_app
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from app.pipeline import counters, partitions, stream
+from app.pipeline import counters, partitions, rollup, stream
 from app.pipeline.connections import engine, redis_client
 from config import Settings
 
@@ -19,9 +21,10 @@ log = logging.getLogger(__name__)
 
 
 # Creating or dropping a partition takes an exclusive lock on `logs`. Queued behind a long
-# read (an export streaming for minutes), that request would in turn hold up every insert
-# of the drain, so each step gives up after LOCK_TIMEOUT and the next hourly run retries;
-# partitions exist PARTITION_DAYS_AHEAD days early, so a skipped run costs nothing.
+# read (the read API's are cut at READ_STATEMENT_TIMEOUT_MS, other clients' may not be),
+# that request would in turn hold up every insert of the drain, so each step gives up
+# after LOCK_TIMEOUT and the next hourly run retries; partitions exist
+# PARTITION_DAYS_AHEAD days early, so a skipped run costs nothing.
 LOCK_TIMEOUT = "5s"
 LOCK_NOT_AVAILABLE = "55P03"
 
@@ -41,6 +44,16 @@ def _step(conn, name: str, work, skipped: list[str], default):
         skipped.append(name)
         log.warning("storage maintenance: %s skipped, `logs` is busy; the next run retries", name)
         return default
+
+
+def _drop_expired(conn, retention_days: int, today) -> list[str]:
+    """Drop the expired partitions and, in the same transaction, their days' counts in
+    the rollup, so /logs/stats never counts a log that is gone."""
+    dropped = partitions.drop_expired(conn, retention_days, today)
+    for name in dropped:
+        day = datetime.strptime(name.removeprefix("logs_p"), "%Y%m%d").replace(tzinfo=UTC)
+        rollup.forget_days(conn, day, day + timedelta(days=1))
+    return dropped
 
 
 def maintain(settings: Settings, today=None) -> dict:
@@ -63,14 +76,21 @@ def maintain(settings: Settings, today=None) -> dict:
         dropped = _step(
             conn,
             "dropping expired partitions",
-            lambda: partitions.drop_expired(conn, settings.retention_days, today),
+            lambda: _drop_expired(conn, settings.retention_days, today),
             skipped,
             [],
         )
         # The default partition holds only logs dated outside every daily partition: few.
         stray = conn.execute(
-            text("DELETE FROM logs_default WHERE timestamp < :cutoff"), {"cutoff": cutoff}
-        ).rowcount
+            text(
+                "DELETE FROM logs_default WHERE timestamp < :cutoff "
+                "RETURNING timestamp, level, source, application"
+            ),
+            {"cutoff": cutoff},
+        ).mappings()
+        stray = [dict(row) for row in stray]
+        rollup.subtract(conn, stray)
+        stray = len(stray)
         conn.commit()
     r = redis_client(settings.redis_url)
     counters.add(r, settings, retention_partitions_dropped=len(dropped))
@@ -96,6 +116,14 @@ def maintain(settings: Settings, today=None) -> dict:
     return result
 
 
+def rebuild_rollup(settings: Settings) -> None:
+    """Count every stored log into the rollup again (`--rebuild-rollup`)."""
+    with engine(settings.database_url).connect() as conn:
+        rollup.rebuild(conn)
+        conn.commit()
+    log.info("rollup rebuilt from the stored logs")
+
+
 @shared_task(name="sluice.maintain", ignore_result=True)
 def maintain_task() -> dict:
     """Beat-scheduled storage maintenance."""
@@ -108,4 +136,6 @@ if __name__ == "__main__":
 
     settings = load_settings()
     logconfig.setup(settings)
+    if "--rebuild-rollup" in sys.argv[1:]:
+        rebuild_rollup(settings)
     maintain(settings)

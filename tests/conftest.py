@@ -100,7 +100,7 @@ def settings(base_settings, names) -> Settings:
         key_prefix=names,
     )
     with engine(settings.database_url).connect() as conn:
-        conn.execute(text("TRUNCATE logs"))
+        conn.execute(text("TRUNCATE logs, logs_rollup, logs_rollup_hourly, logs_rollup_levels"))
         conn.commit()
     yield settings
     r = redis_client(settings.redis_url)

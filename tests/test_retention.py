@@ -133,22 +133,28 @@ def test_a_log_outside_every_partition_is_kept_and_moved_in_later(settings, clie
     assert [log["message"] for log in response.json["logs"]] == ["log of 2004-02-29"] * 2
 
 
-@pytest.mark.parametrize(
-    ("stamp", "since", "until"),
-    [
-        ("1999-12-31T23:59:59Z", "1999-12-31T00:00:00Z", "2000-01-01T00:00:00Z"),
-        ("2100-01-01T00:00:00Z", "2099-12-31T00:00:00Z", "2100-01-02T00:00:00Z"),
-        ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "0001-01-02T00:00:00Z"),
-    ],
-)
-def test_logs_far_in_the_past_or_future_are_stored_and_readable(client, db, stamp, since, until):
+def test_an_old_log_within_retention_is_stored_with_its_own_time(client, db):
+    stamp, since, until = "1999-12-31T23:59:59Z", "1999-12-31T00:00:00Z", "2000-01-01T00:00:00Z"
     response = client.post("/data/", json={"message": f"at {stamp}", "timestamp": stamp})
     assert response.status_code == 201, response.json
-    assert where_stored(db) == {f"at {stamp}": "logs_default"}
+    assert where_stored(db) == {f"at {stamp}": "logs_default"}  # no partition for 1999
     logs = client.get("/logs", query_string={"since": since, "until": until}).json["logs"]
     assert [log["message"] for log in logs] == [f"at {stamp}"]
     assert datetime.fromisoformat(logs[0]["timestamp"]) == datetime.fromisoformat(stamp)
     assert client.get("/logs", query_string={"until": since}).json["logs"] == []
+
+
+@pytest.mark.parametrize(
+    "stamp", ["2100-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"]
+)
+def test_logs_outside_the_time_window_are_stored_now_with_their_time_kept(client, db, stamp):
+    before = datetime.now(UTC)
+    response = client.post("/data/", json={"message": f"at {stamp}", "timestamp": stamp})
+    assert response.status_code == 201, response.json
+    assert where_stored(db) != {f"at {stamp}": "logs_default"}  # today's partition
+    (log,) = client.get("/logs", query_string={"since": "1h"}).json["logs"]
+    assert before <= datetime.fromisoformat(log["timestamp"]) <= datetime.now(UTC)
+    assert log["metadata"]["original_timestamp"].startswith(stamp[:10])
 
 
 def test_the_beat_runs_maintenance_hourly(app):

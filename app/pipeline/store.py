@@ -14,7 +14,7 @@ from psycopg2.extras import Json, execute_values
 from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
-from app.pipeline import jsoncodec
+from app.pipeline import jsoncodec, rollup
 from app.pipeline.record import STORED, logs
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ def insert_logs(conn: Connection, rows: list[dict]) -> list[dict]:
         cursor.close()
     out = [dict(zip(STORED, row, strict=True)) for row in stored]
     out.sort(key=lambda r: r["id"])
+    rollup.count_stored(conn, out)  # the per-minute counts of /logs/stats, same transaction
     return out
 
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
+
+# PostgreSQL's query_canceled: what statement_timeout raises.
+QUERY_CANCELED = "57014"
 
 
 class APIError(Exception):
@@ -96,10 +99,12 @@ def _log(status: int, message: str) -> None:
 
 def register_dependency_handlers(app: Flask) -> None:
     """A dependency that is down or full is a 503 with Retry-After, never a 500 (Redis
-    out of memory or past REDIS_MEMORY_HIGH too); a full queue no receiver words is a
-    429 with the Retry-After the drain rate gives."""
+    out of memory or past REDIS_MEMORY_HIGH too; a read cut short by
+    READ_STATEMENT_TIMEOUT_MS; a read pool with no connection free); a full queue no
+    receiver words is a 429 with the Retry-After the drain rate gives."""
     import redis
     from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
 
     def unavailable(code: str, what: str):
         def handler(exc):
@@ -142,10 +147,30 @@ def register_dependency_handlers(app: Flask) -> None:
     app.register_error_handler(stream.QueueFull, queue_full)
     redis_down = unavailable("redis_unavailable", "The queue (Redis)")
     database_down = unavailable("database_unavailable", "The database")
+
+    def operational(exc: OperationalError):
+        if getattr(exc.orig, "pgcode", None) != QUERY_CANCELED:
+            return database_down(exc)
+        limit = current_app.extensions["sluice"].read_statement_timeout_ms
+        _log(503, f"query cancelled after {limit} ms")
+        return error_response(
+            503,
+            "query_timeout",
+            f"The query took longer than {limit} ms (READ_STATEMENT_TIMEOUT_MS). Narrow it: "
+            "a shorter time range (since/until), or filters on level, source or application.",
+        )
+
+    def pool_exhausted(exc: PoolTimeout):
+        _log(503, f"no read connection free: {exc}")
+        return error_response(
+            503, "busy", "Too many queries are running; retry shortly.", retry_after=2
+        )
+
     for exc_class, handler in (
         (redis.ConnectionError, redis_down),
         (redis.TimeoutError, redis_down),
-        (OperationalError, database_down),
+        (OperationalError, operational),
         (InterfaceError, database_down),
+        (PoolTimeout, pool_exhausted),
     ):
         app.register_error_handler(exc_class, handler)

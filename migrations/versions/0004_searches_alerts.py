@@ -20,7 +20,7 @@ Create Date: 2026-12-02
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
