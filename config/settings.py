@@ -108,6 +108,8 @@ class Settings:
     syslog_tls_port: int = 6514
     syslog_tls_cert: str = ""
     syslog_tls_key: str = ""
+    # Parallel writers (issue 11): drain chains that may run at once.
+    drain_writers: int = 1
 
     def __post_init__(self) -> None:
         # Derived defaults: the read replica falls back to the primary, the dead-letter
@@ -181,6 +183,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         syslog_tls_port=_int(env, "SYSLOG_TLS_PORT", d.syslog_tls_port, 1),
         syslog_tls_cert=_file(env, "SYSLOG_TLS_CERT"),
         syslog_tls_key=_file(env, "SYSLOG_TLS_KEY"),
+        # Parallel writers (issue 11)
+        drain_writers=_int(env, "DRAIN_WRITERS", d.drain_writers, 1),
     )
     if settings.is_production:
         _refuse_unsafe(env)
