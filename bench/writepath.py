@@ -16,6 +16,12 @@ the same run (no conflict handling, no RETURNING: the floor of what PostgreSQL c
    `ordered` ids reserved per block, INSERTs in parallel, commit and publish in block
    order (`store.write_in_commit_order`); `unordered` no ordering at all (the ceiling,
    not gap-free).
+
+    python -m bench.writepath --drain 20000
+
+instead drains a backlog of that many logs with `tasks.drain.drain_stream` in this one
+process (what `py-spy record -- python -m bench.writepath --drain N` profiles, for
+docs/perf/drain-*.svg).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import io
 import multiprocessing
+import os
 import random
 import statistics
 import time
@@ -124,37 +131,62 @@ def json_store(conn, chunk):
 CANDIDATES = {"copy": copy_plain, "values": values_insert, "copy_temp": copy_temp}
 
 
-def run_raw(url: str, fn, rows: list[dict]) -> float:
-    """Rows/s of `fn(cursor, chunk)` plus a commit per PER_TX rows."""
+def _backend_cpu(pid: int) -> float:
+    """User + system CPU seconds of the (local) backend `pid`."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _timed(pid: int, work) -> tuple[float, float]:
+    """(wall seconds, client + backend CPU seconds) of `work()`."""
+    cpu, backend, wall = time.process_time(), _backend_cpu(pid), time.perf_counter()
+    work()
+    wall = time.perf_counter() - wall
+    return wall, time.process_time() - cpu + _backend_cpu(pid) - backend
+
+
+def run_raw(url: str, fn, rows: list[dict]) -> tuple[float, float]:
+    """(rows/s, CPU us/row) of `fn(cursor, chunk)` plus a commit per PER_TX rows."""
     conn = psycopg2.connect(_dsn(url))
-    conn.cursor().execute("SET client_min_messages = warning")
-    conn.commit()
     cur = conn.cursor()
-    started = time.perf_counter()
-    for i in range(0, len(rows), PER_TX):
-        fn(cur, rows[i : i + PER_TX])
-        conn.commit()
-    elapsed = time.perf_counter() - started
+    cur.execute("SET client_min_messages = warning; SELECT pg_backend_pid()")
+    (pid,) = cur.fetchone()
+    conn.commit()
+
+    def work():
+        for i in range(0, len(rows), PER_TX):
+            fn(cur, rows[i : i + PER_TX])
+            conn.commit()
+
+    wall, cpu = _timed(pid, work)
     conn.close()
-    return len(rows) / elapsed
+    return len(rows) / wall, cpu / len(rows) * 1e6
 
 
-def run_store(url: str, rows: list[dict]) -> float:
-    """Rows/s of `store.insert_logs` through SQLAlchemy, one commit per PER_TX rows."""
+def run_store(url: str, rows: list[dict]) -> tuple[float, float]:
+    """(rows/s, CPU us/row) of `store.insert_logs` through SQLAlchemy, a commit per
+    PER_TX rows."""
+    from sqlalchemy import text
+
     from app.pipeline.connections import engine
 
     with engine(url).connect() as conn:
-        started = time.perf_counter()
-        for i in range(0, len(rows), PER_TX):
-            json_store(conn, rows[i : i + PER_TX])
-            conn.commit()
-        elapsed = time.perf_counter() - started
-    return len(rows) / elapsed
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        conn.commit()
+
+        def work():
+            for i in range(0, len(rows), PER_TX):
+                json_store(conn, rows[i : i + PER_TX])
+                conn.commit()
+
+        wall, cpu = _timed(pid, work)
+    return len(rows) / wall, cpu / len(rows) * 1e6
 
 
-def write_paths(url: str, n: int, rounds: int) -> dict[str, list[float]]:
-    """Rows/s per candidate, `rounds` interleaved rounds of `n` rows each."""
-    results: dict[str, list[float]] = {name: [] for name in (*CANDIDATES, "json")}
+def write_paths(url: str, n: int, rounds: int) -> dict[str, list[tuple[float, float]]]:
+    """(rows/s, CPU us/row) per candidate, `rounds` interleaved rounds of `n` rows each."""
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in (*CANDIDATES, "json")}
     seed = 0
     for _ in range(rounds):
         for name in results:
@@ -228,6 +260,27 @@ def parallel(url: str, redis_url: str, mode: str, writers: int, n: int, seed: in
     return writers * n / elapsed
 
 
+def drain_in_process(url: str, redis_url: str, n: int) -> float:
+    """Logs/s of one in-process `drain_stream` over a backlog of `n` logs."""
+    from app.pipeline import intake, stream
+    from app.pipeline.connections import redis_client
+    from bench.common import isolated_settings
+    from tasks.drain import drain_stream
+
+    settings = isolated_settings(url, "bench-writepath", redis_url=redis_url)
+    r = redis_client(redis_url)
+    stream.ensure_group(r, settings)
+    rng = random.Random(5)
+    logs = [realistic_log(rng) for _ in range(n)]
+    for start in range(0, n, 1000):
+        intake.submit(r, settings, logs[start : start + 1000])
+    began = time.perf_counter()
+    stats = drain_stream(settings, "bench", 600, lambda: stream.lag(r, settings) == 0)
+    elapsed = time.perf_counter() - began
+    r.delete(settings.stream_name, settings.dead_letter_stream)
+    return stats.stored / elapsed
+
+
 def main() -> None:
     """Run both parts and print each figure with its ratio to the COPY reference."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -236,8 +289,13 @@ def main() -> None:
     parser.add_argument("--writers", default="1,2")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--skip-paths", action="store_true")
+    parser.add_argument("--drain", type=int, default=0, help="only drain a backlog of N")
     args = parser.parse_args()
     with throwaway_database("sluice_bench_writepath") as url:
+        if args.drain:
+            rate = drain_in_process(url, args.redis_url, args.drain)
+            print(f"one drain_stream, backlog of {args.drain:,}: {rate:,.0f} logs/s")
+            return
         from config import Settings
         from tasks.maintenance import maintain
 
@@ -245,19 +303,34 @@ def main() -> None:
         ref = None
         if not args.skip_paths:
             results = write_paths(url, args.rows, args.rounds)
-            ref = statistics.median(results["copy"])
-            print(f"reference: plain COPY, {PER_TX} rows/transaction: {ref:,.0f} rows/s")
-            for name, rates in results.items():
-                rate = statistics.median(rates)
-                spread = ", ".join(f"{x:,.0f}" for x in rates)
-                print(f"  {name:10s} {rate:8,.0f} rows/s = {rate / ref:.2f}x  ({spread})")
-        seed = 1000
+            ref = statistics.median(x for x, _ in results["copy"])
+            ref_cpu = statistics.median(c for _, c in results["copy"])
+            print(
+                f"reference: plain COPY, {PER_TX} rows/transaction: {ref:,.0f} rows/s, "
+                f"{ref_cpu:.0f} us CPU/row (client + backend)"
+            )
+            for name, runs in results.items():
+                rate = statistics.median(x for x, _ in runs)
+                cpu = statistics.median(c for _, c in runs)
+                spread = ", ".join(f"{x:,.0f}" for x, _ in runs)
+                print(
+                    f"  {name:10s} {rate:8,.0f} rows/s = {rate / ref:.2f}x ({spread}); "
+                    f"CPU {cpu:.0f} us/row = {cpu / ref_cpu:.2f}x"
+                )
+        seed, counts = 1000, [int(w) for w in args.writers.split(",")]
+        rates: dict[tuple[str, int], list[float]] = {}
+        for _ in range(args.rounds):  # interleaved, like the write paths
+            for mode in ("global_lock", "ordered", "unordered"):
+                for writers in counts:
+                    seed += 10
+                    rate = parallel(url, args.redis_url, mode, writers, args.rows // 2, seed)
+                    rates.setdefault((mode, writers), []).append(rate)
         for mode in ("global_lock", "ordered", "unordered"):
+            one = statistics.median(rates[(mode, counts[0])])
             line = []
-            for writers in (int(w) for w in args.writers.split(",")):
-                seed += 10
-                rate = parallel(url, args.redis_url, mode, writers, args.rows // 2, seed)
-                line.append(f"{writers} writers {rate:,.0f} rows/s")
+            for writers in counts:
+                rate = statistics.median(rates[(mode, writers)])
+                line.append(f"{writers}: {rate:,.0f} rows/s ({rate / one:.2f}x)")
             print(f"  {mode:11s} " + "; ".join(line))
 
 

@@ -118,25 +118,28 @@ def test_four_drainers_and_a_resuming_client_see_every_id_once(live_server, r, s
     assert stream.status(r, settings)["pending_messages"] == 0
 
 
-def test_writers_commit_in_reservation_order(settings):
-    """A block reserved later waits for an earlier one still in flight to commit."""
+def test_a_later_block_commits_after_and_publishes_after_an_earlier_one(settings, db):
+    """The order is kept in two steps: commit after the earlier block's commit, publish
+    after its publish (or after its writer gave up)."""
     eng = engine(settings.database_url)
-    row = {"timestamp": "2026-01-01T00:00:00+00:00", "level": "INFO", "message": "x"}
+    row = {"timestamp": "2026-01-01T00:00:00+00:00", "level": "INFO", "message": "late"}
+    published = threading.Event()
     with eng.connect() as early, eng.connect() as late:
         (first,) = store.reserve_ids(early, 1)
-        committed = threading.Event()
-
-        def write_late():
-            store.write_in_commit_order(late, [dict(row)], lambda stored: committed.set())
-
-        writer = threading.Thread(target=write_late)
+        writer = threading.Thread(
+            target=store.write_in_commit_order,
+            args=(late, [row], lambda stored: published.set()),
+        )
         writer.start()
         time.sleep(0.5)
-        assert not committed.is_set()  # waiting for `early`
+        assert count_logs(db) == 0  # inserted, waiting for `early` to commit
         early.commit()
+        wait_for(lambda: count_logs(db) == 1)  # committed in its turn
+        time.sleep(0.3)
+        assert not published.is_set()  # but not published before `early` is
         store.release_ids(early, first)
         writer.join(5)
-        assert committed.is_set()
+        assert published.is_set()
 
 
 def test_drain_writers_leases_allow_that_many_drains(r, settings, db):

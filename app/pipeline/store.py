@@ -7,11 +7,19 @@ unique (stream_id, timestamp) key and is skipped, so the drain can run a chunk t
 
 Many writers insert at once; what is ordered is only the short end of each write. A
 writer reserves its ids first (`reserve_ids`: a block no other writer's ids interleave
-with, registered as a session advisory lock keyed on its first id), inserts, then waits
-for every writer that reserved before it to commit and publish, and commits and publishes
-in its turn. So ids, commits and publishes still come in one order, which is what lets
-a WebSocket client resume from the last id it saw without a gap, while the INSERTs (the
-index maintenance, most of a chunk's cost) run in parallel.
+with), inserts, waits for the writers that reserved before it to commit, commits, waits
+for them to publish, and publishes. So ids, commits and publishes still come in one
+order, which is what lets a WebSocket client resume from the last id it saw without a
+gap (what it reads back from the database is always a prefix of what will be
+published), while the INSERTs, most of a chunk's cost, run in parallel, and one writer's
+commit overlaps the publish of the one before.
+
+The order is kept with advisory locks, so a writer that dies (kill -9, a lost
+connection) releases its place at once: each block holds a transaction-level lock on
+`COMMITTING + first id` (released by its commit or rollback) and a session-level lock on
+its first id (released after its publish). A writer waits by asking for a shared lock on
+each such key below its own (read from `pg_locks`). One-key advisory locks in Sluice's
+database are these keys and nothing else.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+import psycopg2
 from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
@@ -28,10 +37,10 @@ from app.pipeline.record import STORED, logs
 log = logging.getLogger(__name__)
 
 COLUMNS = ("timestamp", "level", "source", "application", "message", "metadata", "stream_id")
-# The two-key advisory lock that makes reserving a block of ids atomic (held for one
-# statement). Registrations are one-key (bigint) advisory locks on a block's first id:
-# `_WAIT_FOR_EARLIER` reads every one-key advisory lock of this database as one.
+# The two-key advisory lock that makes reserving a block of ids atomic (one statement).
 RESERVE_LOCK = (5117, 1)
+# Commit-order keys sit above every id: the block's first id plus this.
+COMMITTING = 1 << 62
 
 _RESERVE = text(
     # Each step reads the one before, so they run in this order: take the reserve lock,
@@ -39,19 +48,19 @@ _RESERVE = text(
     "WITH m AS MATERIALIZED (SELECT pg_advisory_lock(:a, :b)::text AS locked), "
     "ids AS MATERIALIZED (SELECT nextval('logs_id_seq') AS id FROM m, generate_series(1, :n)), "
     "block AS MATERIALIZED (SELECT array_agg(id ORDER BY id) AS ids FROM ids), "
-    "reg AS MATERIALIZED (SELECT ids, pg_advisory_lock(ids[1])::text AS held FROM block) "
+    "reg AS MATERIALIZED (SELECT ids, pg_advisory_lock(ids[1])::text AS published, "
+    " pg_advisory_xact_lock(ids[1] + :committing)::text AS committed FROM block) "
     "SELECT ids, pg_advisory_unlock(:a, :b) FROM reg"
 )
-# Wait (a shared lock on each, held to the end of this transaction) for every block
-# registered before ours: their holders release them after their publish.
-_WAIT_FOR_EARLIER = text(
+# Wait for every block key held in [lo, hi): a shared lock on each, which is granted
+# once its holder lets go (kept to the end of this transaction).
+_WAIT = (
     "SELECT count(pg_advisory_xact_lock_shared(k)::text) FROM ("
     " SELECT (classid::bigint << 32) | objid::bigint AS k FROM pg_locks"
     " WHERE locktype = 'advisory' AND objsubid = 1 AND mode = 'ExclusiveLock' AND granted"
     " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-    ") held WHERE k < :first"
+    ") held WHERE k >= :lo AND k < :hi"
 )
-_RELEASE = text("SELECT pg_advisory_unlock(:k)")
 
 _INSERT = text(
     f"INSERT INTO logs (id, {', '.join(COLUMNS)}) "
@@ -111,28 +120,51 @@ def already_stored(conn: Connection, rows: list[dict]) -> list[dict]:
 
 
 def reserve_ids(conn: Connection, n: int) -> list[int]:
-    """Reserve `n` ids (ascending) no other writer's ids interleave with, and register
-    them for this session until `release_ids`."""
+    """Reserve `n` ids (ascending) that no other writer's ids interleave with, and take
+    this block's place in the commit order (until this transaction ends) and in the
+    publish order (until `release_ids`)."""
     a, b = RESERVE_LOCK
-    return list(conn.execute(_RESERVE, {"a": a, "b": b, "n": n}).scalar_one())
+    params = {"a": a, "b": b, "n": n, "committing": COMMITTING}
+    return list(conn.execute(_RESERVE, params).scalar_one())
 
 
-def wait_for_earlier(conn: Connection, first: int) -> None:
-    """Block until every writer that reserved ids before `first` has published."""
-    conn.execute(_WAIT_FOR_EARLIER, {"first": first})
+def wait_to_commit(conn: Connection, first: int) -> None:
+    """Block until every block reserved before `first` has committed or rolled back."""
+    conn.execute(text(_WAIT), {"lo": COMMITTING, "hi": COMMITTING + first})
+
+
+def wait_to_publish(conn: Connection, first: int) -> None:
+    """Outside a transaction: block until every block reserved before `first` has been
+    published (or its writer gave up)."""
+    _autocommit(
+        conn, _WAIT.replace(":lo", "%(lo)s").replace(":hi", "%(hi)s"), {"lo": 0, "hi": first}
+    )
 
 
 def release_ids(conn: Connection, first: int) -> None:
-    """End this session's registration of the block starting at `first`."""
+    """Give up this block's place in the publish order."""
     # A broken connection took its session lock with it; nothing is left to release.
     if conn.invalidated or conn.closed:
         return
     try:
-        conn.execute(_RELEASE, {"k": first})
-        conn.commit()
+        _autocommit(conn, "SELECT pg_advisory_unlock(%(k)s)", {"k": first})
     except DBAPIError:
         log.warning("could not release the id reservation; dropping the connection")
         conn.invalidate()
+
+
+def _autocommit(conn: Connection, sql: str, params: dict) -> None:
+    # One round trip, where a statement in a transaction of its own would cost three
+    # (BEGIN, it, COMMIT): these run between the commit and the next chunk.
+    dbapi = conn.connection.dbapi_connection
+    try:
+        dbapi.autocommit = True
+        with dbapi.cursor() as cursor:
+            cursor.execute(sql, params)
+        dbapi.autocommit = False
+    except psycopg2.Error as exc:
+        # Raise what SQLAlchemy would have (OperationalError...): callers handle one family.
+        raise DBAPIError.instance(sql, params, exc, psycopg2.Error) from exc
 
 
 def write_in_commit_order(
@@ -147,15 +179,22 @@ def write_in_commit_order(
         row["id"] = reserved
     try:
         stored = insert(conn, rows)
+        wait_to_commit(conn, ids[0])
         # `stored` is exactly the rows this transaction inserted (duplicates skipped):
-        # anything kept in step with them belongs here, before the commit.
-        wait_for_earlier(conn, ids[0])
+        # anything kept in step with them belongs here, after the wait (so rows that
+        # other writers also update are locked in commit order: no deadlock), before
+        # the commit.
         conn.commit()
+    except BaseException:
+        try:
+            conn.rollback()
+        finally:
+            release_ids(conn, ids[0])
+        raise
+    try:
+        wait_to_publish(conn, ids[0])
         after_commit(stored)
         return stored
-    except BaseException:
-        conn.rollback()
-        raise
     finally:
         release_ids(conn, ids[0])
 
