@@ -215,6 +215,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--latency-rate", type=int, default=200)
     parser.add_argument("--latency-seconds", type=float, default=15)
+    parser.add_argument("--drain-writers", type=int, default=1, help="DRAIN_WRITERS")
     parser.add_argument("--backlog", action="store_true", help="time draining a full stream")
     parser.add_argument("--writers", default="1,2", help="DRAIN_WRITERS values (--backlog)")
     args = parser.parse_args()
@@ -229,7 +230,13 @@ def main() -> None:
         return
 
     with throwaway_database() as url, tempfile.TemporaryDirectory() as tmp:
-        settings = isolated_settings(url, "sluice-bench", drain_interval=0.5, drain_budget=2.0)
+        settings = isolated_settings(
+            url,
+            "sluice-bench",
+            drain_interval=0.5,
+            drain_budget=2.0,
+            drain_writers=args.drain_writers,
+        )
         stack = Stack(
             settings, Path(tmp), WORKER_CONCURRENCY=str(args.workers), LOG_LEVEL="WARNING"
         )

@@ -18,7 +18,7 @@ import orjson
 from sqlalchemy import text
 
 from app.pipeline import lease, store, stream
-from app.pipeline.connections import engine
+from app.pipeline.connections import engine, redis_client
 from tasks.drain import drain_leased, drain_stream
 from tests.helpers import count_logs, wait_for
 from tests.test_live import Client
@@ -28,8 +28,15 @@ BACKLOG = 3000  # waiting before the drainers start: they compete for chunks at 
 ENTRIES = 6000
 
 
-def _drain(settings, name: str, budget: float, out) -> None:
-    stats = drain_stream(settings, name, budget=budget)
+def _drain(settings, name: str, out) -> None:
+    """Drain until the producer is done and nothing is left to read (at most 60 s)."""
+    r = redis_client(settings.redis_url)
+    done = f"{settings.key_prefix}:produced"
+
+    def finished() -> bool:
+        return bool(r.exists(done)) and stream.lag(r, settings) == 0
+
+    stats = drain_stream(settings, name, budget=60.0, should_stop=finished)
     out.put((name, stats.stored))
 
 
@@ -84,8 +91,7 @@ def test_four_drainers_and_a_resuming_client_see_every_id_once(live_server, r, s
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     drainers = [
-        ctx.Process(target=_drain, args=(settings, f"drainer-{i}", 6.0, out))
-        for i in range(DRAINERS)
+        ctx.Process(target=_drain, args=(settings, f"drainer-{i}", out)) for i in range(DRAINERS)
     ]
     seen: list[int] = []
     sessions: list[int] = []
@@ -99,8 +105,9 @@ def test_four_drainers_and_a_resuming_client_see_every_id_once(live_server, r, s
     for p in drainers:
         p.start()
     _produce(r, settings, BACKLOG, ENTRIES, 0.02)  # and more while they drain
+    r.set(f"{settings.key_prefix}:produced", 1)
     for p in drainers:
-        p.join(30)
+        p.join(70)
     stored_by = dict(out.get(timeout=5) for _ in drainers)
     wait_for(lambda: count_logs(db) == ENTRIES, timeout=20)
     db.rollback()
@@ -125,7 +132,7 @@ def test_a_later_block_commits_after_and_publishes_after_an_earlier_one(settings
     row = {"timestamp": "2026-01-01T00:00:00+00:00", "level": "INFO", "message": "late"}
     published = threading.Event()
     with eng.connect() as early, eng.connect() as late:
-        (first,) = store.reserve_ids(early, 1)
+        (first,), _ = store.reserve_ids(early, 1)
         writer = threading.Thread(
             target=store.write_in_commit_order,
             args=(late, [row], lambda stored: published.set()),

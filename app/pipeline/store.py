@@ -42,24 +42,30 @@ RESERVE_LOCK = (5117, 1)
 # Commit-order keys sit above every id: the block's first id plus this.
 COMMITTING = 1 << 62
 
+_HELD = (
+    "SELECT (classid::bigint << 32) | objid::bigint AS k FROM pg_locks"
+    " WHERE locktype = 'advisory' AND objsubid = 1 AND mode = 'ExclusiveLock' AND granted"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
 _RESERVE = text(
     # Each step reads the one before, so they run in this order: take the reserve lock,
-    # draw n ids, register the block by its first id, release the reserve lock.
+    # draw n ids, take the block's places, see whether any earlier block is still in
+    # flight (if none is now, none can be later: blocks reserved after are later), and
+    # release the reserve lock.
     "WITH m AS MATERIALIZED (SELECT pg_advisory_lock(:a, :b)::text AS locked), "
     "ids AS MATERIALIZED (SELECT nextval('logs_id_seq') AS id FROM m, generate_series(1, :n)), "
     "block AS MATERIALIZED (SELECT array_agg(id ORDER BY id) AS ids FROM ids), "
     "reg AS MATERIALIZED (SELECT ids, pg_advisory_lock(ids[1])::text AS published, "
-    " pg_advisory_xact_lock(ids[1] + :committing)::text AS committed FROM block) "
-    "SELECT ids, pg_advisory_unlock(:a, :b) FROM reg"
+    " pg_advisory_xact_lock(ids[1] + :committing)::text AS committed FROM block), "
+    f"seen AS MATERIALIZED (SELECT ids, EXISTS ({_HELD} AND pg_backend_pid() <> pid"
+    " AND ((classid::bigint << 32) | objid::bigint) < ids[1]) AS earlier FROM reg) "
+    "SELECT ids, earlier, pg_advisory_unlock(:a, :b) FROM seen"
 )
 # Wait for every block key held in [lo, hi): a shared lock on each, which is granted
 # once its holder lets go (kept to the end of this transaction).
 _WAIT = (
-    "SELECT count(pg_advisory_xact_lock_shared(k)::text) FROM ("
-    " SELECT (classid::bigint << 32) | objid::bigint AS k FROM pg_locks"
-    " WHERE locktype = 'advisory' AND objsubid = 1 AND mode = 'ExclusiveLock' AND granted"
-    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-    ") held WHERE k >= :lo AND k < :hi"
+    f"SELECT count(pg_advisory_xact_lock_shared(k)::text) FROM ({_HELD}) held"
+    " WHERE k >= :lo AND k < :hi"
 )
 
 _INSERT = text(
@@ -119,13 +125,15 @@ def already_stored(conn: Connection, rows: list[dict]) -> list[dict]:
     return [dict(row) for row in conn.execute(statement).mappings()]
 
 
-def reserve_ids(conn: Connection, n: int) -> list[int]:
+def reserve_ids(conn: Connection, n: int) -> tuple[list[int], bool]:
     """Reserve `n` ids (ascending) that no other writer's ids interleave with, and take
     this block's place in the commit order (until this transaction ends) and in the
-    publish order (until `release_ids`)."""
+    publish order (until `release_ids`); also say whether an earlier block is still in
+    flight (if not, there is nothing to wait for)."""
     a, b = RESERVE_LOCK
     params = {"a": a, "b": b, "n": n, "committing": COMMITTING}
-    return list(conn.execute(_RESERVE, params).scalar_one())
+    ids, earlier, _ = conn.execute(_RESERVE, params).one()
+    return list(ids), earlier
 
 
 def wait_to_commit(conn: Connection, first: int) -> None:
@@ -174,12 +182,13 @@ def write_in_commit_order(
     `after_commit(stored)` (the publish: `app.pipeline.fanout.publish_stored`), in id
     order with every other writer; return the stored rows. Sets each row's `id` to the
     one reserved for it. Rolls back and re-raises on failure."""
-    ids = reserve_ids(conn, max(len(rows), 1))
+    ids, earlier = reserve_ids(conn, max(len(rows), 1))
     for row, reserved in zip(rows, ids, strict=False):
         row["id"] = reserved
     try:
         stored = insert(conn, rows)
-        wait_to_commit(conn, ids[0])
+        if earlier:
+            wait_to_commit(conn, ids[0])
         # `stored` is exactly the rows this transaction inserted (duplicates skipped):
         # anything kept in step with them belongs here, after the wait (so rows that
         # other writers also update are locked in commit order: no deadlock), before
@@ -192,7 +201,8 @@ def write_in_commit_order(
             release_ids(conn, ids[0])
         raise
     try:
-        wait_to_publish(conn, ids[0])
+        if earlier:
+            wait_to_publish(conn, ids[0])
         after_commit(stored)
         return stored
     finally:
