@@ -18,8 +18,9 @@ The order is kept with advisory locks, so a writer that dies (kill -9, a lost
 connection) releases its place at once: each block holds a transaction-level lock on
 `COMMITTING + first id` (released by its commit or rollback) and a session-level lock on
 its first id (released after its publish). A writer waits by asking for a shared lock on
-each such key below its own (read from `pg_locks`). One-key advisory locks in Sluice's
-database are these keys and nothing else.
+each such key below its own (read from `pg_locks`, and only when the reservation found
+another block in flight: a lone writer never reads it). One-key advisory locks in
+Sluice's database are these keys and nothing else.
 """
 
 from __future__ import annotations
@@ -37,35 +38,44 @@ from app.pipeline.record import STORED, logs
 log = logging.getLogger(__name__)
 
 COLUMNS = ("timestamp", "level", "source", "application", "message", "metadata", "stream_id")
-# The two-key advisory lock that makes reserving a block of ids atomic (one statement).
+# Two-key advisory locks: one makes reserving a block of ids atomic (one statement);
+# every writer with a block in flight holds the other in shared mode, so a writer that
+# finds it free has no one to wait for and skips the look at `pg_locks`.
 RESERVE_LOCK = (5117, 1)
+IN_FLIGHT_LOCK = (5117, 2)
 # Commit-order keys sit above every id: the block's first id plus this.
 COMMITTING = 1 << 62
 
-_HELD = (
-    "SELECT (classid::bigint << 32) | objid::bigint AS k FROM pg_locks"
+_RESERVE = text(
+    # Each step reads the one before, so they run in this order: take the reserve lock;
+    # see whether any block is in flight (all such are earlier: blocks reserved after
+    # this one are later) and join them; draw n ids; take the block's places; release
+    # the reserve lock.
+    "WITH m AS MATERIALIZED (SELECT pg_advisory_lock(:a, :b)::text AS locked), "
+    "probe AS MATERIALIZED (SELECT pg_try_advisory_lock(:a, :f) AS alone FROM m), "
+    "joined AS MATERIALIZED (SELECT alone, pg_advisory_lock_shared(:a, :f)::text AS s "
+    " FROM probe), "
+    "freed AS MATERIALIZED (SELECT alone, CASE WHEN alone THEN pg_advisory_unlock(:a, :f) END "
+    " AS u FROM joined), "
+    "ids AS MATERIALIZED (SELECT nextval('logs_id_seq') AS id, alone "
+    " FROM freed, generate_series(1, :n)), "
+    "block AS MATERIALIZED (SELECT array_agg(id ORDER BY id) AS ids, NOT bool_and(alone) "
+    " AS earlier FROM ids), "
+    "reg AS MATERIALIZED (SELECT ids, earlier, pg_advisory_lock(ids[1])::text AS published, "
+    " pg_advisory_xact_lock(ids[1] + :committing)::text AS committed FROM block) "
+    "SELECT ids, earlier, pg_advisory_unlock(:a, :b) FROM reg"
+)
+# The first ids of the blocks still waiting to publish, all of them earlier than
+# :first; and wait for each of them to commit (a shared lock on its commit key, granted
+# once its transaction has ended, kept to the end of this one).
+_WAIT_TO_COMMIT = text(
+    "WITH p AS MATERIALIZED ("
+    " SELECT (classid::bigint << 32) | objid::bigint AS k FROM pg_locks"
     " WHERE locktype = 'advisory' AND objsubid = 1 AND mode = 'ExclusiveLock' AND granted"
     " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-)
-_RESERVE = text(
-    # Each step reads the one before, so they run in this order: take the reserve lock,
-    # draw n ids, take the block's places, see whether any earlier block is still in
-    # flight (if none is now, none can be later: blocks reserved after are later), and
-    # release the reserve lock.
-    "WITH m AS MATERIALIZED (SELECT pg_advisory_lock(:a, :b)::text AS locked), "
-    "ids AS MATERIALIZED (SELECT nextval('logs_id_seq') AS id FROM m, generate_series(1, :n)), "
-    "block AS MATERIALIZED (SELECT array_agg(id ORDER BY id) AS ids FROM ids), "
-    "reg AS MATERIALIZED (SELECT ids, pg_advisory_lock(ids[1])::text AS published, "
-    " pg_advisory_xact_lock(ids[1] + :committing)::text AS committed FROM block), "
-    f"seen AS MATERIALIZED (SELECT ids, EXISTS ({_HELD} AND pg_backend_pid() <> pid"
-    " AND ((classid::bigint << 32) | objid::bigint) < ids[1]) AS earlier FROM reg) "
-    "SELECT ids, earlier, pg_advisory_unlock(:a, :b) FROM seen"
-)
-# Wait for every block key held in [lo, hi): a shared lock on each, which is granted
-# once its holder lets go (kept to the end of this transaction).
-_WAIT = (
-    f"SELECT count(pg_advisory_xact_lock_shared(k)::text) FROM ({_HELD}) held"
-    " WHERE k >= :lo AND k < :hi"
+    " AND ((classid::bigint << 32) | objid::bigint) < :first) "
+    "SELECT coalesce(array_agg(k), '{}'), "
+    " count(pg_advisory_xact_lock_shared(k + :committing)::text) FROM p"
 )
 
 _INSERT = text(
@@ -131,31 +141,36 @@ def reserve_ids(conn: Connection, n: int) -> tuple[list[int], bool]:
     publish order (until `release_ids`); also say whether an earlier block is still in
     flight (if not, there is nothing to wait for)."""
     a, b = RESERVE_LOCK
-    params = {"a": a, "b": b, "n": n, "committing": COMMITTING}
+    params = {"a": a, "b": b, "f": IN_FLIGHT_LOCK[1], "n": n, "committing": COMMITTING}
     ids, earlier, _ = conn.execute(_RESERVE, params).one()
     return list(ids), earlier
 
 
-def wait_to_commit(conn: Connection, first: int) -> None:
-    """Block until every block reserved before `first` has committed or rolled back."""
-    conn.execute(text(_WAIT), {"lo": COMMITTING, "hi": COMMITTING + first})
+def wait_to_commit(conn: Connection, first: int) -> list[int]:
+    """Block until every block reserved before `first` has committed or rolled back;
+    return the first ids of those not yet published (for `wait_to_publish`)."""
+    params = {"first": first, "committing": COMMITTING}
+    keys, _ = conn.execute(_WAIT_TO_COMMIT, params).one()
+    return list(keys)
 
 
-def wait_to_publish(conn: Connection, first: int) -> None:
-    """Outside a transaction: block until every block reserved before `first` has been
-    published (or its writer gave up)."""
-    _autocommit(
-        conn, _WAIT.replace(":lo", "%(lo)s").replace(":hi", "%(hi)s"), {"lo": 0, "hi": first}
-    )
+def wait_to_publish(conn: Connection, keys: list[int]) -> None:
+    """Outside a transaction: block until the blocks starting at `keys` have been
+    published (or their writers gave up)."""
+    if keys:
+        sql = "SELECT count(pg_advisory_xact_lock_shared(k)::text) FROM unnest(%(keys)s) k"
+        _autocommit(conn, sql, {"keys": keys})
 
 
 def release_ids(conn: Connection, first: int) -> None:
-    """Give up this block's place in the publish order."""
-    # A broken connection took its session lock with it; nothing is left to release.
+    """Give up this block's place in the publish order, and leave the writers in flight."""
+    # A broken connection took its session locks with it; nothing is left to release.
     if conn.invalidated or conn.closed:
         return
+    a, f = IN_FLIGHT_LOCK
+    sql = "SELECT pg_advisory_unlock(%(k)s), pg_advisory_unlock_shared(%(a)s, %(f)s)"
     try:
-        _autocommit(conn, "SELECT pg_advisory_unlock(%(k)s)", {"k": first})
+        _autocommit(conn, sql, {"k": first, "a": a, "f": f})
     except DBAPIError:
         log.warning("could not release the id reservation; dropping the connection")
         conn.invalidate()
@@ -187,8 +202,7 @@ def write_in_commit_order(
         row["id"] = reserved
     try:
         stored = insert(conn, rows)
-        if earlier:
-            wait_to_commit(conn, ids[0])
+        unpublished = wait_to_commit(conn, ids[0]) if earlier else []
         # `stored` is exactly the rows this transaction inserted (duplicates skipped):
         # anything kept in step with them belongs here, after the wait (so rows that
         # other writers also update are locked in commit order: no deadlock), before
@@ -201,8 +215,7 @@ def write_in_commit_order(
             release_ids(conn, ids[0])
         raise
     try:
-        if earlier:
-            wait_to_publish(conn, ids[0])
+        wait_to_publish(conn, unpublished)
         after_commit(stored)
         return stored
     finally:
