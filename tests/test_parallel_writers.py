@@ -15,10 +15,12 @@ import time
 from itertools import pairwise
 
 import orjson
+import pytest
 from sqlalchemy import text
 
 from app.pipeline import lease, store, stream
 from app.pipeline.connections import engine, redis_client
+from config.settings import ConfigError, load_settings
 from tasks.drain import drain_leased, drain_stream
 from tests.helpers import count_logs, wait_for
 from tests.test_live import Client
@@ -160,3 +162,14 @@ def test_drain_writers_leases_allow_that_many_drains(r, settings, db):
     r.xadd(two.stream_name, {"d": orjson.dumps({"message": "one"})})
     assert drain_leased(two).stored == 1  # the freed slot
     lease.release(r, two, held[1])
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("", 1), ("3", 3), ("0", "at least 1"), ("two", "whole number")]
+)
+def test_drain_writers_setting(raw, expected):
+    if isinstance(expected, int):
+        assert load_settings({"DRAIN_WRITERS": raw}).drain_writers == expected
+    else:
+        with pytest.raises(ConfigError, match=f"DRAIN_WRITERS.*{expected}"):
+            load_settings({"DRAIN_WRITERS": raw})
