@@ -1,12 +1,18 @@
 """End-to-end benchmark: HTTP -> stream -> drain -> PostgreSQL -> WebSocket.
 
     python -m bench.e2e [--logs 100000] [--posters 4] [--batch 100] [--workers 2]
+    python -m bench.e2e --backlog --writers 1,2 [--logs 50000]
 
 Starts the real Procfile processes (gunicorn/gevent web, Celery worker, beat) against a
 throwaway database and unique stream names, then measures, in one run:
 1. reference: COPY of the same rows into the same schema, 100 rows per transaction;
 2. sustained end-to-end rate: logs posted to /data/fast until all are committed;
 3. POST-to-WebSocket latency p50/p99 at a steady, moderate rate.
+
+With `--backlog`, instead of 2 and 3: for each DRAIN_WRITERS value in `--writers`, the
+stream is filled with the logs first (nothing drains yet), then a worker with
+DRAIN_WRITERS + 1 processes and beat are started, and the drain rate is timed between
+10 % and 90 % of the rows committed (so the workers' start-up is not counted).
 """
 
 from __future__ import annotations
@@ -158,6 +164,48 @@ def latency(stack: Stack, rate: int, seconds: float, rng: random.Random) -> list
     return results
 
 
+def drain_backlog(logs: list[dict], writers: int) -> float:
+    """Logs/s at which `writers` drain chains store a backlog of `logs` (10-90 %)."""
+    from app.pipeline import intake
+    from app.pipeline.connections import redis_client
+
+    with throwaway_database() as url, tempfile.TemporaryDirectory() as tmp:
+        settings = isolated_settings(
+            url, "sluice-bench", drain_interval=0.2, drain_budget=2.0, drain_writers=writers
+        )
+        r = redis_client(settings.redis_url)
+        for start in range(0, len(logs), 1000):
+            intake.submit(r, settings, logs[start : start + 1000])
+        stack = Stack(settings, Path(tmp), WORKER_CONCURRENCY=str(writers + 1), LOG_LEVEL="WARNING")
+        marks: dict[float, float] = {}
+        try:
+            stack.start("worker", "beat")
+            deadline = time.monotonic() + 600
+            while len(marks) < 2 and time.monotonic() < deadline:
+                n = stored(url)
+                for share in (0.1, 0.9):
+                    if share not in marks and n >= share * len(logs):
+                        marks[share] = time.perf_counter()
+                time.sleep(0.02)
+        finally:
+            stack.stop_all()
+            r.delete(settings.stream_name, settings.dead_letter_stream)
+    return 0.8 * len(logs) / (marks[0.9] - marks[0.1])
+
+
+def main_backlog(args, logs: list[dict], copy_rate: float) -> None:
+    """Drain the same backlog with each number of writers; print rates and ratios."""
+    rates = {}
+    for writers in (int(w) for w in args.writers.split(",")):
+        rates[writers] = drain_backlog(logs, writers)
+        base = rates[min(rates)]
+        print(
+            f"backlog of {len(logs):,} drained by {writers} writer(s): "
+            f"{rates[writers]:,.0f} logs/s = {rates[writers] / copy_rate:.2f}x the COPY "
+            f"reference, {rates[writers] / base:.2f}x {min(rates)} writer(s)"
+        )
+
+
 def main() -> None:
     """Run the three measurements and print them with the reference."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -167,6 +215,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--latency-rate", type=int, default=200)
     parser.add_argument("--latency-seconds", type=float, default=15)
+    parser.add_argument("--drain-writers", type=int, default=1, help="DRAIN_WRITERS")
+    parser.add_argument("--backlog", action="store_true", help="time draining a full stream")
+    parser.add_argument("--writers", default="1,2", help="DRAIN_WRITERS values (--backlog)")
     args = parser.parse_args()
     rng = random.Random(42)
     logs = [realistic_log(rng) for _ in range(args.logs)]
@@ -174,9 +225,18 @@ def main() -> None:
     with throwaway_database("sluice_bench_ref") as ref_url:
         copy_rate = copy_reference(ref_url, logs)
     print(f"reference COPY (100 rows/transaction): {copy_rate:,.0f} rows/s")
+    if args.backlog:
+        main_backlog(args, logs, copy_rate)
+        return
 
     with throwaway_database() as url, tempfile.TemporaryDirectory() as tmp:
-        settings = isolated_settings(url, "sluice-bench", drain_interval=0.5, drain_budget=2.0)
+        settings = isolated_settings(
+            url,
+            "sluice-bench",
+            drain_interval=0.5,
+            drain_budget=2.0,
+            drain_writers=args.drain_writers,
+        )
         stack = Stack(
             settings, Path(tmp), WORKER_CONCURRENCY=str(args.workers), LOG_LEVEL="WARNING"
         )

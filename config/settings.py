@@ -199,6 +199,8 @@ class Settings:
     read_statement_timeout_ms: int = 10_000
     read_pool_size: int = 5
     read_pool_timeout: float = 5.0
+    # Parallel writers (issue 11): drain chains that may run at once.
+    drain_writers: int = 1
 
     def __post_init__(self) -> None:
         # Derived defaults: the read replica falls back to the primary, the dead-letter
@@ -351,6 +353,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         read_pool_size=_int(env, "READ_POOL_SIZE", d.read_pool_size, 1),
         read_pool_timeout=_float(env, "READ_POOL_TIMEOUT", d.read_pool_timeout, 0.1),
+        # Parallel writers (issue 11)
+        drain_writers=_int(env, "DRAIN_WRITERS", d.drain_writers, 1),
     )
     if settings.keyring and not settings.session_secret:
         raise ConfigError(

@@ -6,7 +6,8 @@ One chunk (BATCH_SIZE entries) is one transaction. Per chunk:
 2. read: own unacked entries first, then entries idle on other consumers, then new ones;
 3. turn each entry into a row; one that cannot be (bad JSON, NUL byte, over-long field,
    delivered more than MAX_RETRIES times) becomes a dead letter with its reason;
-4. insert with ON CONFLICT DO NOTHING, commit, publish, under the commit-order lock;
+4. insert with ON CONFLICT DO NOTHING (in parallel with other drains), then commit and
+   publish in id order with them (`store.write_in_commit_order`);
 5. dead-letter the rejects, XACK everything and count it in one MULTI.
 A crash (or a failed publish) anywhere before 5 leaves the entries pending: they are read
 again and, being keyed on their stream id, stored at most once. A redelivered entry found
@@ -140,10 +141,10 @@ def store_chunk(
 
     def insert(c, rs, isolate=False):
         if isolate:  # find the row the database refuses, alone: it costs no other its place
-            ok, bad = store.insert_each(c, rs)
+            ok, bad = store.insert_each(c, rs, count=False)
             refused.extend(bad)
         else:
-            ok = store.insert_logs(c, rs)
+            ok = store.insert_logs(c, rs, count=False)  # counted in commit order
         new = {row["stream_id"] for row in ok}
         again = [row for row in rs if row["stream_id"] in redelivered - new]
         recovered[:] = store.already_stored(c, again) if again else []
@@ -215,7 +216,7 @@ def drain_stream(
 
 
 def drain_leased(settings: Settings, should_stop=lambda: False) -> DrainStats | None:
-    """Drain for DRAIN_BUDGET under the drain lease; None if another drain holds it."""
+    """Drain for DRAIN_BUDGET under a drain lease; None if DRAIN_WRITERS drains hold them all."""
     r = redis_client(settings.redis_url)
     token = lease.acquire(r, settings)
     if token is None:
@@ -231,8 +232,8 @@ def drain_leased(settings: Settings, should_stop=lambda: False) -> DrainStats | 
 
 @shared_task(bind=True, name="sluice.drain", ignore_result=True)
 def drain(self) -> dict:
-    """Drain for DRAIN_BUDGET, then hand over to a successor; a no-op while another
-    drain runs (beat schedules one every DRAIN_INTERVAL to restart a lost chain)."""
+    """Drain for DRAIN_BUDGET, then hand over to a successor; a no-op while every drain
+    lease is held (beat schedules one every DRAIN_INTERVAL to restart a lost chain)."""
     settings: Settings = current_app.extensions["sluice"]
     try:
         stats = drain_leased(settings, stopping)
@@ -242,7 +243,7 @@ def drain(self) -> dict:
         log.warning("drain failed (%s); retry %s in %ss", exc, self.request.retries + 1, countdown)
         raise self.retry(exc=exc, countdown=countdown, max_retries=settings.max_retries) from None
     if stats is None:
-        return {"skipped": "another drain is running"}
+        return {"skipped": "every drain lease is held"}
     if not stopping():
         # Hand over at once: some drain is always blocked on the stream, so a log is read
         # the moment it arrives; beat's drains only restart the chain if it was lost.

@@ -1,8 +1,9 @@
 """Exact counts of stored logs per minute, kept in the transaction that stores them, so
 `/logs/stats` sums a few thousand counts instead of scanning every log of its window.
 
-Writing: `count_stored(conn, stored)` is called by `store.insert_logs` with the rows it
-actually inserted (a redelivered entry skipped by ON CONFLICT is not returned, so it is
+Writing: `count_stored(conn, stored)` is called by `store.write_in_commit_order` (after
+its turn to commit, so parallel writers lock the shared minute rows in commit order) with
+the rows it actually inserted (a redelivered entry skipped by ON CONFLICT is not returned, so it is
 not counted again), in the caller's transaction: a chunk rolled back takes its counts
 with it. Three grains (migration 0003 has the measurements behind them): minute x source
 x application, minute, hour x source x application, each with a count per level.
