@@ -46,6 +46,13 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0
     return value
 
 
+def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default, 0.0)
+    if value > 1.0:
+        raise ConfigError(f"{name} must be a fraction between 0 and 1, got {value}")
+    return value
+
+
 def _str(env: Mapping[str, str], name: str, default: str) -> str:
     return env.get(name, "").strip() or default
 
@@ -130,7 +137,7 @@ class Settings:
     stream_maxlen: int = 1_000_000
     dead_letter_maxlen: int = 100_000
     max_batch: int = 10_000
-    max_content_length: int = 16 * 1024 * 1024
+    max_content_length: int = 5 * 1024 * 1024
     retention_days: int = 14
     partition_days_ahead: int = 3
     ws_buffer: int = 256
@@ -145,6 +152,12 @@ class Settings:
     syslog_tls_port: int = 6514
     syslog_tls_cert: str = ""
     syslog_tls_key: str = ""
+    # Write-side limits (issue 9): nesting, time window, bytes in Redis.
+    max_json_depth: int = 32
+    max_future_seconds: int = 86_400
+    queue_max_bytes: int = 256 * 1024 * 1024
+    redis_memory_high: float = 0.9
+    dead_letter_max_bytes: int = 64 * 1024 * 1024
     # Access control (issue 9): see config/keys.py and README "Security".
     ingest_keys: str = ""
     read_keys: str = ""
@@ -279,6 +292,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         syslog_tls_port=_int(env, "SYSLOG_TLS_PORT", d.syslog_tls_port, 1),
         syslog_tls_cert=_file(env, "SYSLOG_TLS_CERT"),
         syslog_tls_key=_file(env, "SYSLOG_TLS_KEY"),
+        # Write-side limits (issue 9).
+        max_json_depth=_int(env, "MAX_JSON_DEPTH", d.max_json_depth, 1),
+        max_future_seconds=_int(env, "MAX_FUTURE_SECONDS", d.max_future_seconds, 0),
+        queue_max_bytes=_int(env, "QUEUE_MAX_BYTES", d.queue_max_bytes, 1024 * 1024),
+        redis_memory_high=_fraction(env, "REDIS_MEMORY_HIGH", d.redis_memory_high),
+        dead_letter_max_bytes=_int(env, "DEAD_LETTER_MAX_BYTES", d.dead_letter_max_bytes, 65_536),
         ingest_keys=_str(env, "SLUICE_INGEST_KEYS", ""),
         read_keys=_str(env, "SLUICE_READ_KEYS", ""),
         admin_keys=_str(env, "SLUICE_ADMIN_KEYS", ""),
