@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test faults lint format bench bench-parsers bench-query bench-live bench-syslog schemathesis browser rsyslog clean
+.PHONY: run test faults lint format bench bench-parsers bench-query bench-live bench-syslog bench-ingest bench-growth schemathesis browser rsyslog wrk clean
 
 ## run: set everything up, start web, worker, beat and Flower, print where to look
 run: $(STAMP)
@@ -66,6 +66,18 @@ bench-live: $(STAMP)
 
 bench-syslog: $(STAMP) rsyslog
 	$(PY) -m bench.syslog
+
+## bench-ingest: single-log POST /data/fast with wrk, Sluice against Flask + one XADD (issue 11)
+bench-ingest: $(STAMP) wrk
+	$(PY) -m bench.ingest
+
+## bench-growth: ingest rows/s and query p95s at 1M, 10M, 30M stored rows; docs/perf/growth.png
+bench-growth: $(STAMP)
+	$(PY) -m bench.growth
+
+## wrk: Debian's wrk, the load generator of bench-ingest
+wrk:
+	@scripts/install-wrk.sh
 
 ## schemathesis: fuzz every endpoint of /openapi.json against a throwaway stack
 schemathesis: $(STAMP)
