@@ -108,6 +108,11 @@ class Settings:
     syslog_tls_port: int = 6514
     syslog_tls_cert: str = ""
     syslog_tls_key: str = ""
+    # WebSocket limits (issue 9): catch-up cap, client message size, send timeout, connections.
+    ws_catchup_max: int = 10_000
+    ws_max_message: int = 65_536
+    ws_send_timeout: float = 30.0
+    ws_max_connections: int = 800
 
     def __post_init__(self) -> None:
         # Derived defaults: the read replica falls back to the primary, the dead-letter
@@ -181,6 +186,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         syslog_tls_port=_int(env, "SYSLOG_TLS_PORT", d.syslog_tls_port, 1),
         syslog_tls_cert=_file(env, "SYSLOG_TLS_CERT"),
         syslog_tls_key=_file(env, "SYSLOG_TLS_KEY"),
+        # WebSocket limits (issue 9)
+        ws_catchup_max=_int(env, "WS_CATCHUP_MAX", d.ws_catchup_max, 1),
+        ws_max_message=_int(env, "WS_MAX_MESSAGE", d.ws_max_message, 256),
+        ws_send_timeout=_float(env, "WS_SEND_TIMEOUT", d.ws_send_timeout, 0.1),
+        ws_max_connections=_int(env, "WS_MAX_CONNECTIONS", d.ws_max_connections, 1),
     )
     if settings.is_production:
         _refuse_unsafe(env)
