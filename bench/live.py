@@ -4,6 +4,8 @@
                                                 Celery worker and beat, throwaway database
     python -m bench.live --url http://127.0.0.1:8000   a running system (its drain must run)
     python -m bench.live --clients 200 --seconds 10    smaller
+    python -m bench.live --flamegraph docs/perf/live-after.svg   and a py-spy flame graph of
+                                                the busiest web worker during the load
 
 Logs go to /data/fast at --rate logs/s in batches, each carrying its send time in
 metadata; every client records, per log, the time from POST to the frame reaching it.
@@ -23,6 +25,8 @@ import contextlib
 import multiprocessing
 import os
 import random
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -337,18 +341,33 @@ class Usage:
             self.cpu = (self.web.cpu_s() - self.cpu_before) / elapsed
 
 
-def run_phase(base: str, clients: int, procs: int, rate: int, seconds: float, web) -> dict:
+def flamegraph(web: WebProcesses, path: str, seconds: float) -> subprocess.Popen:
+    """Start py-spy on the web worker holding the most connections (one gunicorn worker
+    serves about half the clients); it writes an SVG flame graph to `path`."""
+    workers = [p for p in web.procs if p.parent() in web.procs]
+    busiest = max(workers, key=lambda p: len(p.net_connections(kind="tcp")))
+    spy = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(busiest.pid)]
+    options = ["--duration", str(int(seconds)), "--rate", "100", "--format", "flamegraph"]
+    return subprocess.Popen([*spy, *options, "--output", path], stdout=subprocess.DEVNULL)
+
+
+def run_phase(base, clients, procs, rate, seconds, web, profile: str | None = None) -> dict:
     """Connect `clients` viewers, post for `seconds`, collect what they saw."""
     baseline = _connections(base)
     fleet = Fleet(base, clients, procs)
+    spy = None
     try:
         connect_s = fleet.wait_connected()
         health = _connections(base) - baseline
         rss_connected = web.rss_mb() if web else None
+        if profile and web:
+            spy = flamegraph(web, profile, min(10, seconds))
         with Usage(web, [psutil.Process(p.pid) for p in fleet.procs]) as usage:
             posted, achieved = produce(base, rate, seconds)
             fleet.settle(posted)
     finally:
+        if spy is not None:
+            spy.wait(60)
         tallies = fleet.close()
         # Let the server notice the closed sockets before anything else is measured.
         with contextlib.suppress(AssertionError):
@@ -464,6 +483,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--reference-seconds", type=float, default=10)
     parser.add_argument("--warmup-seconds", type=float, default=3)
+    parser.add_argument(
+        "--flamegraph", metavar="SVG", help="py-spy flame graph of a web worker under the load"
+    )
     args = parser.parse_args()
     if urlsplit(args.url or "http://127.0.0.1").hostname not in ("127.0.0.1", "localhost", "::1"):
         parser.error("--url must be a loopback address")
@@ -476,7 +498,9 @@ def main() -> None:
         # Warm up (first drain tasks, connection pools, hub subscriptions): not reported.
         run_phase(base, 1, 1, args.rate, args.warmup_seconds, web)
         ref = run_phase(base, 1, 1, args.rate, args.reference_seconds, web)
-        load = run_phase(base, args.clients, args.client_procs, args.rate, args.seconds, web)
+        load = run_phase(
+            base, args.clients, args.client_procs, args.rate, args.seconds, web, args.flamegraph
+        )
     report(args, rss_before, ref, load)
 
 
