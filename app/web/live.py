@@ -272,7 +272,7 @@ def logs_socket(ws):
     except SendTimeout:
         log.info("closed a live client that took nothing for %ss", settings.ws_send_timeout)
         client.abort()
-    except (ConnectionClosed, OSError):
+    except (ConnectionClosed, ConnectionError):  # the client went away
         pass
     finally:
         hub.remove(client)
