@@ -82,7 +82,10 @@ def test_a_batch_is_filtered_and_encoded_once_per_distinct_filter(r, settings):
 
 @pytest.fixture
 def web(settings, tmp_path):
-    stack = Stack(settings.with_overrides(ws_buffer=1000), tmp_path, WEB_CONCURRENCY="1")
+    # Pings far apart: a reader this slow would otherwise answer a ping too late and be
+    # closed by simple-websocket's ping timeout, which is not what this test is about.
+    overrides = {"ws_buffer": 1000, "ws_ping_interval": 120.0}
+    stack = Stack(settings.with_overrides(**overrides), tmp_path, WEB_CONCURRENCY="1")
     stack.start("web")
     yield stack
     stack.stop_all()

@@ -193,6 +193,7 @@ def _read_client(ws, hub: Hub, client: LiveClient) -> None:
         try:
             raw = ws.receive()
         except ConnectionClosed:
+            client.wake.set()  # the pump notices at once, not at its next timeout
             return
         try:
             message = orjson.loads(raw)
@@ -290,7 +291,8 @@ def _pump(client: LiveClient, settings, hub: Hub, count) -> None:
     idle_since = time.monotonic()
     while client.connected:
         count.refresh()
-        client.wake.wait(timeout=min(settings.ws_ping_interval, 1.0))
+        # Woken by the hub, the reader or a close; else at the next ping or count refresh.
+        client.wake.wait(timeout=min(settings.ws_ping_interval, count.TTL / 3))
         done = client.flush()
         if done is RESYNC:
             client.send({"type": "resync"})
