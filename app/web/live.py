@@ -54,7 +54,7 @@ from app.pipeline.filters import Filters, LiveFilterSchema
 from app.pipeline.record import logs, to_json
 from app.web.errors import APIError
 from app.web.live_client import LiveClient, SendTimeout, text_frame
-from app.web.openapi import errors
+from app.web.openapi import Error, errors
 from app.web.query_schemas import Position, encode_cursor
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,12 @@ def _give_back_the_slot(exc=None):
     ],
     responses={"101": {"description": "Switching to the WebSocket protocol."}},
 )
-@errors(bp, 400, 503)  # 400: werkzeug's answer to a plain GET of a WebSocket route
+@errors(bp, 400)  # werkzeug's answer to a plain GET of a WebSocket route
+@bp.alt_response(
+    503,
+    schema=Error,
+    description="This web process has WS_MAX_CONNECTIONS sockets open; retry after `Retry-After`.",
+)
 def logs_socket(ws):
     """Stream stored logs to one client (see the module docstring for the protocol)."""
     app = current_app._get_current_object()
