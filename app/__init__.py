@@ -26,7 +26,10 @@ def create_app(settings: Settings | None = None, **overrides) -> Flask:
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
-    app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": settings.ws_ping_interval}
+    app.config["SOCK_SERVER_OPTIONS"] = {
+        "ping_interval": settings.ws_ping_interval,
+        "max_message_size": settings.ws_max_message,  # past it: close 1009
+    }
     app.extensions["sluice"] = settings
 
     from app.extensions import sock

@@ -4,6 +4,8 @@
                                                 Celery worker and beat, throwaway database
     python -m bench.live --url http://127.0.0.1:8000   a running system (its drain must run)
     python -m bench.live --clients 200 --seconds 10    smaller
+    python -m bench.live --flamegraph docs/perf/live-after.svg   and a py-spy flame graph of
+                                                the busiest web worker during the load
 
 Logs go to /data/fast at --rate logs/s in batches, each carrying its send time in
 metadata; every client records, per log, the time from POST to the frame reaching it.
@@ -23,6 +25,8 @@ import contextlib
 import multiprocessing
 import os
 import random
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -73,7 +77,40 @@ async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return first & 0x0F, await reader.readexactly(size)
 
 
-async def _client(host: str, port: int, index: int, tally: Tally) -> None:
+class Decoded:
+    """What a tally needs from one `logs` frame: ids, and how many logs per send time."""
+
+    __slots__ = ("first", "ids", "last", "sent")
+
+    def __init__(self, logs: list[dict]) -> None:
+        self.ids = [log["id"] for log in logs]
+        self.first, self.last = self.ids[0], self.ids[-1]
+        self.sent = Counter(log["metadata"]["sent"] for log in logs)
+
+
+class Frames:
+    """Decodes each distinct frame payload once per client process. The clients of one
+    process receive byte-identical frames (one filter, one encoding on the server), so
+    parsing every copy measured this process's JSON decoder, not the server: it took
+    about 60 % of a client process's CPU (py-spy) and starved the web processes of the
+    cores they share. Each client still reads and frames its own bytes."""
+
+    def __init__(self, keep: int = 256) -> None:
+        self.keep = keep
+        self.cache: dict[bytes, object] = {}
+
+    def decode(self, payload: bytes):
+        found = self.cache.get(payload)
+        if found is None:
+            message = orjson.loads(payload)
+            found = Decoded(message["logs"]) if message.get("type") == "logs" else message
+            if len(self.cache) >= self.keep:
+                self.cache.pop(next(iter(self.cache)))  # the oldest
+            self.cache[payload] = found
+        return found
+
+
+async def _client(host: str, port: int, index: int, tally: Tally, frames: Frames) -> None:
     """One viewer: handshake, then tally every log until cancelled."""
     reader, writer = await asyncio.open_connection(host, port, limit=2**22)
     key = base64.b64encode(os.urandom(16)).decode()
@@ -95,19 +132,18 @@ async def _client(host: str, port: int, index: int, tally: Tally) -> None:
             if opcode == 0x8:
                 return
             now = time.time()
-            message = orjson.loads(payload)
-            kind = message.get("type")
-            if kind == "filters":
+            message = frames.decode(payload)
+            if isinstance(message, Decoded):
+                if message.first <= last:
+                    tally.duplicates += sum(1 for i in message.ids if i <= last)
+                last = message.last
+                for sent, n in message.sent.items():
+                    tally.latency_ms[int((now - sent) * 1000)] += n
+                tally.received[index] += len(message.ids)
+            elif message.get("type") == "filters":
                 tally.connected += 1
-            elif kind == "dropped":
+            elif message.get("type") == "dropped":
                 tally.dropped += message["count"]
-            elif kind == "logs":
-                for log in message["logs"]:
-                    if log["id"] <= last:
-                        tally.duplicates += 1
-                    last = log["id"]
-                    tally.latency_ms[int((now - log["metadata"]["sent"]) * 1000)] += 1
-                tally.received[index] += len(message["logs"])
     finally:
         writer.close()
 
@@ -115,6 +151,7 @@ async def _client(host: str, port: int, index: int, tally: Tally) -> None:
 async def _clients(host, port, count, slot, progress, stop, results) -> None:
     tally = Tally()
     tally.received = [0] * count
+    frames = Frames()
     tasks: list[asyncio.Task] = []
 
     def note(task: asyncio.Task) -> None:
@@ -123,7 +160,7 @@ async def _clients(host, port, count, slot, progress, stop, results) -> None:
 
     for start in range(0, count, WAVE):
         for i in range(start, min(count, start + WAVE)):
-            tasks.append(asyncio.create_task(_client(host, port, i, tally)))
+            tasks.append(asyncio.create_task(_client(host, port, i, tally, frames)))
             tasks[-1].add_done_callback(note)
         deadline = time.monotonic() + 30
         while tally.connected + sum(tally.errors.values()) < len(tasks):
@@ -185,24 +222,36 @@ class WebProcesses:
         return sum(sum(p.cpu_times()[:2]) for p in self.procs)
 
 
+PRODUCERS = 4  # posting threads: one POST at a time fell behind the rate on a busy machine
+
+
 def produce(base: str, rate: int, seconds: float) -> tuple[int, float]:
-    """POST `rate` logs/s to /data/fast for `seconds`; (accepted, achieved logs/s)."""
-    rng = random.Random(1)
-    session = requests.Session()
-    interval = BATCH / rate
-    started = next_at = time.monotonic()
-    accepted = 0
-    while time.monotonic() - started < seconds:
-        batch = [realistic_log(rng) for _ in range(BATCH)]
-        sent = time.time()
-        for log in batch:
-            log["metadata"]["sent"] = sent
-        response = post_logs(session, base, batch)
-        if response.status_code == 202:
-            accepted += len(batch)
-        next_at += interval
+    """POST `rate` logs/s to /data/fast for `seconds` from PRODUCERS threads, each at its
+    share of the rate and offset from the others; (accepted, achieved logs/s)."""
+    accepted = [0] * PRODUCERS
+    interval = BATCH * PRODUCERS / rate
+    started = time.monotonic()
+
+    def post_share(index: int) -> None:
+        rng, session = random.Random(index), requests.Session()
+        next_at = started + interval * index / PRODUCERS
         time.sleep(max(0.0, next_at - time.monotonic()))
-    return accepted, accepted / (time.monotonic() - started)
+        while time.monotonic() - started < seconds:
+            batch = [realistic_log(rng) for _ in range(BATCH)]
+            sent = time.time()
+            for log in batch:
+                log["metadata"]["sent"] = sent
+            if post_logs(session, base, batch).status_code == 202:
+                accepted[index] += len(batch)
+            next_at += interval
+            time.sleep(max(0.0, next_at - time.monotonic()))
+
+    threads = [threading.Thread(target=post_share, args=(i,)) for i in range(PRODUCERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(accepted), sum(accepted) / (time.monotonic() - started)
 
 
 def percentile(latency_ms: Counter, p: float) -> float:
@@ -304,18 +353,33 @@ class Usage:
             self.cpu = (self.web.cpu_s() - self.cpu_before) / elapsed
 
 
-def run_phase(base: str, clients: int, procs: int, rate: int, seconds: float, web) -> dict:
+def flamegraph(web: WebProcesses, path: str, seconds: float) -> subprocess.Popen:
+    """Start py-spy on the web worker holding the most connections (one gunicorn worker
+    serves about half the clients); it writes an SVG flame graph to `path`."""
+    workers = [p for p in web.procs if p.parent() in web.procs]
+    busiest = max(workers, key=lambda p: len(p.net_connections(kind="tcp")))
+    spy = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(busiest.pid)]
+    options = ["--duration", str(int(seconds)), "--rate", "100", "--format", "flamegraph"]
+    return subprocess.Popen([*spy, *options, "--output", path], stdout=subprocess.DEVNULL)
+
+
+def run_phase(base, clients, procs, rate, seconds, web, profile: str | None = None) -> dict:
     """Connect `clients` viewers, post for `seconds`, collect what they saw."""
     baseline = _connections(base)
     fleet = Fleet(base, clients, procs)
+    spy = None
     try:
         connect_s = fleet.wait_connected()
         health = _connections(base) - baseline
         rss_connected = web.rss_mb() if web else None
+        if profile and web:
+            spy = flamegraph(web, profile, min(10, seconds))
         with Usage(web, [psutil.Process(p.pid) for p in fleet.procs]) as usage:
             posted, achieved = produce(base, rate, seconds)
             fleet.settle(posted)
     finally:
+        if spy is not None:
+            spy.wait(60)
         tallies = fleet.close()
         # Let the server notice the closed sockets before anything else is measured.
         with contextlib.suppress(AssertionError):
@@ -431,6 +495,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--reference-seconds", type=float, default=10)
     parser.add_argument("--warmup-seconds", type=float, default=3)
+    parser.add_argument(
+        "--flamegraph", metavar="SVG", help="py-spy flame graph of a web worker under the load"
+    )
     args = parser.parse_args()
     if urlsplit(args.url or "http://127.0.0.1").hostname not in ("127.0.0.1", "localhost", "::1"):
         parser.error("--url must be a loopback address")
@@ -443,7 +510,9 @@ def main() -> None:
         # Warm up (first drain tasks, connection pools, hub subscriptions): not reported.
         run_phase(base, 1, 1, args.rate, args.warmup_seconds, web)
         ref = run_phase(base, 1, 1, args.rate, args.reference_seconds, web)
-        load = run_phase(base, args.clients, args.client_procs, args.rate, args.seconds, web)
+        load = run_phase(
+            base, args.clients, args.client_procs, args.rate, args.seconds, web, args.flamegraph
+        )
     report(args, rss_before, ref, load)
 
 

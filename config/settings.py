@@ -201,6 +201,11 @@ class Settings:
     read_pool_timeout: float = 5.0
     # Parallel writers (issue 11): drain chains that may run at once.
     drain_writers: int = 1
+    # WebSocket limits (issue 9): catch-up cap, client message size, send timeout, connections.
+    ws_catchup_max: int = 10_000
+    ws_max_message: int = 65_536
+    ws_send_timeout: float = 30.0
+    ws_max_connections: int = 800
 
     def __post_init__(self) -> None:
         # Derived defaults: the read replica falls back to the primary, the dead-letter
@@ -355,6 +360,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         read_pool_timeout=_float(env, "READ_POOL_TIMEOUT", d.read_pool_timeout, 0.1),
         # Parallel writers (issue 11)
         drain_writers=_int(env, "DRAIN_WRITERS", d.drain_writers, 1),
+        # WebSocket limits (issue 9)
+        ws_catchup_max=_int(env, "WS_CATCHUP_MAX", d.ws_catchup_max, 1),
+        ws_max_message=_int(env, "WS_MAX_MESSAGE", d.ws_max_message, 256),
+        ws_send_timeout=_float(env, "WS_SEND_TIMEOUT", d.ws_send_timeout, 0.1),
+        ws_max_connections=_int(env, "WS_MAX_CONNECTIONS", d.ws_max_connections, 1),
     )
     if settings.keyring and not settings.session_secret:
         raise ConfigError(

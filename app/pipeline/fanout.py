@@ -4,25 +4,26 @@ subscribes once.
 Pub/Sub is not durable and is not treated as such: a message is `{"logs": [...]}` for
 logs already committed to PostgreSQL (in their `record.to_json` form), so anything
 missed here (a slow client, a Redis reconnect) can be read back from the database by
-id. One `Hub` per web process holds one Redis subscription; each batch is filtered and
-encoded once per distinct filter and handed to the matching clients' bounded buffers; a
-full buffer drops for that client only and counts what it dropped.
+id. One `Hub` per web process holds one Redis subscription and its subscribers grouped
+by filter (kept as they register or change filters, not worked out per message): each
+batch is filtered and encoded once per distinct filter, and the one encoded frame is
+offered to every subscriber of that filter. A subscriber decides what offering costs:
+the web face writes the frame at once when its client is keeping up and buffers it
+(bounded, dropping for that client only) when not.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 
 import redis
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.pipeline import counters, jsoncodec
-from app.pipeline.connections import engine
+from app.pipeline import counters, histograms, jsoncodec
+from app.pipeline.connections import engine, redis_client
 from app.pipeline.filters import Filters, search_messages
 from app.pipeline.record import to_json
 from config import Settings
@@ -32,8 +33,9 @@ log = logging.getLogger(__name__)
 # Put in a client's buffer when the hub lost its subscription for a while: the client
 # must catch up from the database, since messages published meanwhile are gone.
 RESYNC = object()
-# Publishing runs under the commit-order lock: retry briefly there, so a Redis blip does
-# not let a later commit be published before this one (a gap for live clients).
+# Publishing runs in the writer's turn to publish (`store.write_in_commit_order`): retry
+# briefly there, so a Redis blip does not let a later commit be published before this
+# one (a gap for live clients).
 PUBLISH_ATTEMPTS = (0.05, 0.2, 0.5)
 BACKOFF_FIRST, BACKOFF_MAX = 0.25, 10.0
 
@@ -68,27 +70,33 @@ def publish_stored(r: redis.Redis, settings: Settings, rows: list[dict]) -> bool
 
 @dataclass(slots=True)
 class Batch:
-    """Logs for one client's filter, with their frame encoded once for every client."""
+    """Logs for one filter, with their frame encoded once for every client of it."""
 
     logs: list[dict]
-    frame: str
+    frame: bytes  # what `Hub.encode` made of the `{"type": "logs", ...}` message
     published: float | None = None  # when the drain published it (epoch seconds)
+
+    @property
+    def first_id(self) -> int:
+        return self.logs[0]["id"]
+
+    @property
+    def last_id(self) -> int:
+        return self.logs[-1]["id"]
 
 
 class Subscriber:
-    """One connected client's side of the hub: a bounded buffer and a drop counter."""
+    """What the hub fans out to: a filter (changed through `Hub.refilter`, which regroups
+    the subscriber) and `offer`, called from the hub's thread for every batch that passes
+    it (or RESYNC). `offer` must never block or raise: one slow client may lose its own
+    frames, never delay the others. It answers True when the frame went out at once."""
 
-    def __init__(self, filters: Filters, maxsize: int) -> None:
-        self.filter = filters  # replaced when the client changes it
-        self.buffer: queue.Queue = queue.Queue(maxsize)
-        self.dropped = 0
+    def __init__(self, filters: Filters) -> None:
+        self.filter = filters
 
-    def offer(self, item) -> None:
-        """Queue a Batch (or RESYNC), or count it as dropped if the buffer is full."""
-        try:
-            self.buffer.put_nowait(item)
-        except queue.Full:
-            self.dropped += len(item.logs) if isinstance(item, Batch) else 1
+    def offer(self, item) -> bool:
+        """Take a Batch (or RESYNC) for this subscriber's client."""
+        raise NotImplementedError
 
 
 class Hub:
@@ -96,16 +104,20 @@ class Hub:
     survives anything: a bad message is logged and skipped, a lost subscription is
     retried with a backoff that resets once it is back, and clients are then resynced."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, encode=bytes) -> None:
         self.settings = settings
-        self._subscribers: set[Subscriber] = set()
+        # The frame as it goes on the wire, made once per batch and filter (the web face
+        # passes its WebSocket framing; the default keeps the JSON bytes).
+        self.encode = encode
+        self._groups: dict[Filters, set[Subscriber]] = {}
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
     def count(self) -> int:
-        return len(self._subscribers)
+        with self._lock:
+            return sum(len(subs) for subs in self._groups.values())
 
     @property
     def ready(self) -> bool:
@@ -116,7 +128,7 @@ class Hub:
         """Register a subscriber; returns once the Redis subscription is live. The caller
         removes it (in a `finally`) whether or not this raised."""
         with self._lock:
-            self._subscribers.add(subscriber)
+            self._groups.setdefault(subscriber.filter, set()).add(subscriber)
             if self._thread is None or not self._thread.is_alive():
                 self._ready.clear()
                 self._thread = threading.Thread(target=self._run, name="sluice-hub", daemon=True)
@@ -127,7 +139,21 @@ class Hub:
     def remove(self, subscriber: Subscriber) -> None:
         """Forget a subscriber (its connection closed)."""
         with self._lock:
-            self._subscribers.discard(subscriber)
+            self._ungroup(subscriber)
+
+    def refilter(self, subscriber: Subscriber, filters: Filters) -> None:
+        """Give a registered subscriber new filters (it moves to their group)."""
+        with self._lock:
+            self._ungroup(subscriber)
+            subscriber.filter = filters
+            self._groups.setdefault(filters, set()).add(subscriber)
+
+    def _ungroup(self, subscriber: Subscriber) -> None:
+        group = self._groups.get(subscriber.filter)
+        if group is not None:
+            group.discard(subscriber)
+            if not group:
+                del self._groups[subscriber.filter]
 
     def _run(self) -> None:
         backoff, first = BACKOFF_FIRST, True
@@ -164,8 +190,9 @@ class Hub:
                 pass
             self._ready.set()
             if resync:
-                for sub in self._snapshot():
-                    sub.offer(RESYNC)
+                for _, subs in self._snapshot():
+                    for sub in subs:
+                        sub.offer(RESYNC)
             for message in pubsub.listen():
                 if message["type"] == "message":
                     self._deliver(message["data"])
@@ -179,18 +206,14 @@ class Hub:
             logs, published = message["logs"], message.get("published")
             if not all(isinstance(e, dict) and isinstance(e.get("id"), int) for e in logs):
                 raise ValueError("not a list of stored logs")
-            by_filter = defaultdict(list)
-            for sub in self._snapshot():
-                by_filter[sub.filter].append(sub)
-            for filters, subs in by_filter.items():
+            for filters, subs in self._snapshot():
                 try:
                     batch = self._batch(filters, logs, published)
                 except SQLAlchemyError as exc:  # `q` needs the database: read back later
                     log.warning("live full-text filter failed (%s); resyncing its clients", exc)
                     batch = RESYNC
                 if batch is not None:
-                    for sub in subs:
-                        sub.offer(batch)
+                    self._offer(batch, subs)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("skipped a malformed message on %s: %s", self.settings.pubsub_channel, exc)
 
@@ -203,9 +226,23 @@ class Hub:
             matching = [entry for entry, ok in zip(matching, found, strict=True) if ok]
         if not matching:
             return None
-        frame = jsoncodec.dumps({"type": "logs", "logs": matching}).decode()
+        frame = self.encode(jsoncodec.dumps({"type": "logs", "logs": matching}))
         return Batch(matching, frame, published)
 
-    def _snapshot(self) -> list[Subscriber]:
+    def _offer(self, batch, subs: tuple[Subscriber, ...]) -> None:
+        """Hand one batch to one filter's subscribers; time the frames sent at once."""
+        sent = 0
+        for sub in subs:
+            sent += sub.offer(batch)
+        if sent and isinstance(batch, Batch) and isinstance(batch.published, float):
+            # One observation per frame and client, taken once after the group's writes
+            # (so an upper bound for each), instead of a sample per client.
+            delay = time.time() - batch.published
+            r = redis_client(self.settings.redis_url)
+            histograms.process_buffer.add(
+                r, self.settings, "live_fanout_seconds", delay, count=sent
+            )
+
+    def _snapshot(self) -> list[tuple[Filters, tuple[Subscriber, ...]]]:
         with self._lock:
-            return list(self._subscribers)
+            return [(filters, tuple(subs)) for filters, subs in self._groups.items()]

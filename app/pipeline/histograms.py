@@ -89,10 +89,13 @@ class Buffer:
         self._lock = threading.Lock()
         self._since = time.monotonic()
 
-    def add(self, r: redis.Redis, settings: Settings, name: str, value: float, label="") -> None:
-        """Note one observation; write what was gathered once `period` has passed."""
+    def add(
+        self, r: redis.Redis, settings: Settings, name: str, value: float, label="", count=1
+    ) -> None:
+        """Note one observation (`count` alike); write what was gathered once `period` has
+        passed."""
         with self._lock:
-            self._values[(settings, name, label)].append(value)
+            self._values[(settings, name, label)].extend([value] * count)
         if time.monotonic() - self._since >= self.period:
             self.flush(r)
 

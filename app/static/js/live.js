@@ -51,6 +51,7 @@ export class LiveTail {
     ui.clear.addEventListener("click", () => this.clear());
     ui.jump.addEventListener("click", () => this.scrollToEnd());
     ui.droppedDismiss.addEventListener("click", () => (ui.dropped.hidden = true));
+    ui.truncatedDismiss.addEventListener("click", () => (ui.truncated.hidden = true));
     ui.scroller.addEventListener("scroll", () => this.onScroll(), { passive: true });
     window.addEventListener("online", () => this.retryNow());
   }
@@ -104,6 +105,7 @@ export class LiveTail {
     if (message.type === "logs") this.receive(message.logs || []);
     else if (message.type === "filters") this.onFiltersConfirmed(message.filters || {});
     else if (message.type === "dropped") this.noteDropped(message.count || 0);
+    else if (message.type === "catchup_truncated") this.noteTruncated(message);
     else if (message.type === "error") this.onServerError(message);
     else if (message.type === "stalled") this.setState("connecting");
     else if (message.type === "resync") this.setState(this.paused ? "paused" : "live");
@@ -257,6 +259,21 @@ export class LiveTail {
       `This view fell behind and the server skipped ${formatCount(this.dropped)} ` +
       `${this.dropped === 1 ? "log" : "logs"}. They are stored: search to see them.`;
     this.ui.dropped.hidden = false;
+    this.showStatus();
+  }
+
+  /** The server's catch-up stopped at its cap: say so, link the rest, resume after it. */
+  noteTruncated({ sent = 0, resume_from: resumeFrom, live_from: liveFrom, query }) {
+    const skipped = liveFrom > resumeFrom ? ` up to id ${liveFrom}` : "";
+    this.ui.truncatedText.textContent =
+      `Only the first ${formatCount(sent)} logs stored while this view was away were ` +
+      `replayed; the rest${skipped} are stored but not shown here.`;
+    // Our own path only: the link never leaves this origin.
+    const link = typeof query === "string" && query.startsWith("/logs?") ? query : "/logs";
+    this.ui.truncatedLink.setAttribute("href", link);
+    this.ui.truncated.hidden = false;
+    // A reconnect resumes live, after the gap, not from the cap again.
+    if (Number.isInteger(liveFrom)) this.lastId = Math.max(this.lastId ?? 0, liveFrom);
     this.showStatus();
   }
 
