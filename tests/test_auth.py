@@ -395,3 +395,20 @@ def test_websocket_with_a_key_streams_new_logs(live_server, keyed):
     logs = wait_for(frame, timeout=10)["logs"]
     assert [log["message"] for log in logs] == ["to the socket"]
     ws.close()
+
+
+def test_a_read_key_sees_where_a_webhook_goes_but_not_its_secret_path(client):
+    alert = {
+        "name": "errors",
+        "search": {"min_level": "ERROR"},
+        "threshold": 5,
+        "window": "5m",
+        "webhook": "https://hooks.slack.com/services/T000/B000/secretsecret",
+    }
+    created = client.post("/alerts", json=alert, headers={"X-API-Key": ADMIN})
+    assert created.status_code == 201, created.get_data(as_text=True)
+    path = f"/alerts/{created.get_json()['id']}"
+    as_admin = client.get(path, headers={"X-API-Key": ADMIN}).get_json()
+    as_reader = client.get(path, headers={"X-API-Key": READ}).get_json()
+    assert as_admin["webhook"] == alert["webhook"]
+    assert as_reader["webhook"] == "https://hooks.slack.com/…"

@@ -13,8 +13,9 @@ Evaluation is `tasks/alerts.py`, the rule `app.pipeline.alerts`, the notificatio
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
-from flask import current_app
+from flask import current_app, g
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 from sqlalchemy import delete, insert, select, update
@@ -181,6 +182,16 @@ def _iso(value):
     return value.isoformat() if value is not None else None
 
 
+def shown_webhook(url: str) -> str:
+    """The webhook as this caller may see it: a Slack URL's path is its secret, so a key
+    that may only read sees the scheme and host (admin keys, and open mode, see it all)."""
+    key = g.get("sluice_key")
+    if key is None or key.allows("admin"):
+        return url
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
+
+
 def to_json(conn, row) -> dict:
     """An alert as the API returns it."""
     filter_set = rule.filter_set_of(conn, row)
@@ -191,7 +202,7 @@ def to_json(conn, row) -> dict:
         "filters": filter_set,
         "threshold": row["threshold"],
         "window": rule.format_span(row["window_seconds"]),
-        "webhook": row["webhook"],
+        "webhook": shown_webhook(row["webhook"]),
         "repeat": rule.format_span(row["repeat_seconds"]) if row["repeat_seconds"] else None,
         "snooze_until": _iso(row["snooze_until"]),
         "enabled": row["enabled"],
