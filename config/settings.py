@@ -46,6 +46,13 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0
     return value
 
 
+def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default, 0.0)
+    if value > 1.0:
+        raise ConfigError(f"{name} must be a fraction between 0 and 1, got {value}")
+    return value
+
+
 def _str(env: Mapping[str, str], name: str, default: str) -> str:
     return env.get(name, "").strip() or default
 
@@ -155,6 +162,12 @@ class Settings:
     ingest_rate_limit: str = "2000/second"
     read_rate_limit: str = "50/second"
     keyring: Keyring = field(default=Keyring(), compare=False, repr=False)
+    # Write-side limits (issue 9): nesting, time window, bytes in Redis.
+    max_json_depth: int = 32
+    max_future_seconds: int = 86_400
+    queue_max_bytes: int = 256 * 1024 * 1024
+    redis_memory_high: float = 0.9
+    dead_letter_max_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
         # Derived defaults: the read replica falls back to the primary, the dead-letter
@@ -287,6 +300,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         syslog_allow=_networks(env, "SYSLOG_ALLOW"),
         ingest_rate_limit=_rate(env, "INGEST_RATE_LIMIT", d.ingest_rate_limit),
         read_rate_limit=_rate(env, "READ_RATE_LIMIT", d.read_rate_limit),
+        # Write-side limits (issue 9).
+        max_json_depth=_int(env, "MAX_JSON_DEPTH", d.max_json_depth, 1),
+        max_future_seconds=_int(env, "MAX_FUTURE_SECONDS", d.max_future_seconds, 0),
+        queue_max_bytes=_int(env, "QUEUE_MAX_BYTES", d.queue_max_bytes, 1024 * 1024),
+        redis_memory_high=_fraction(env, "REDIS_MEMORY_HIGH", d.redis_memory_high),
+        dead_letter_max_bytes=_int(env, "DEAD_LETTER_MAX_BYTES", d.dead_letter_max_bytes, 65_536),
     )
     if settings.keyring and not settings.session_secret:
         raise ConfigError(

@@ -119,6 +119,10 @@ class Services(contextlib.ExitStack):
                 "port": str(port),
                 "bind": "127.0.0.1",
                 "save": [],
+                # The queue holds every accepted log not yet drained: keep it on disk
+                # (at most a second of acks lost on a crash), as /health expects.
+                "appendonly": "yes",
+                "appendfsync": "everysec",
             },
         )
         self.callback(server.shutdown)

@@ -33,7 +33,7 @@ from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, Operationa
 
 from app.pipeline import fanout, lease, store, stream
 from app.pipeline.connections import engine, redis_client
-from app.pipeline.record import canonical_log, log_schema, raw_to_data
+from app.pipeline.record import DEFAULT_LIMITS, Limits, canonical_log, log_schema, raw_to_data
 from app.pipeline.stream import Entry
 from config import Settings
 from tasks.celery_app import stopping
@@ -67,16 +67,16 @@ def entry_time(stream_id: str) -> datetime:
     return datetime.fromtimestamp(int(stream_id.split("-", 1)[0]) / 1000, tz=UTC)
 
 
-def entry_to_row(entry: Entry) -> dict:
+def entry_to_row(entry: Entry, limits: Limits = DEFAULT_LIMITS) -> dict:
     """Decode, parse and validate one entry into a `logs` row, or raise Rejected."""
     received = entry_time(entry.id)
-    row = _decode(entry.fields, received)
+    row = _decode(entry.fields, received, limits)
     row["timestamp"] = row["timestamp"] or received
     row["stream_id"] = entry.id
     return row
 
 
-def _decode(fields: dict[bytes, bytes], received: datetime) -> dict:
+def _decode(fields: dict[bytes, bytes], received: datetime, limits: Limits) -> dict:
     if b"d" in fields:
         try:
             data = orjson.loads(fields[b"d"])
@@ -91,7 +91,7 @@ def _decode(fields: dict[bytes, bytes], received: datetime) -> dict:
             line = fields[b"r"].decode()
         except UnicodeDecodeError:
             raise Rejected("raw line is not UTF-8") from None
-        data = raw_to_data(line, fields.get(b"f", b"").decode() or None, received)
+        data = raw_to_data(line, fields.get(b"f", b"").decode() or None, received, limits)
     else:
         raise Rejected("entry has no body (no 'd' or 'r' field)")
     try:
@@ -101,7 +101,7 @@ def _decode(fields: dict[bytes, bytes], received: datetime) -> dict:
 
 
 def split_chunk(
-    entries: list[Entry], max_retries: int
+    entries: list[Entry], max_retries: int, limits: Limits = DEFAULT_LIMITS
 ) -> tuple[list[dict], list[tuple[Entry, str]]]:
     """Rows for the storable entries, and (entry, reason) for the rest."""
     rows, dead = [], []
@@ -110,7 +110,7 @@ def split_chunk(
             dead.append((entry, f"delivered {entry.deliveries} times without being stored"))
             continue
         try:
-            rows.append(entry_to_row(entry))
+            rows.append(entry_to_row(entry, limits))
         except Rejected as exc:
             dead.append((entry, str(exc)))
     return rows, dead
@@ -131,7 +131,7 @@ def store_chunk(
 ) -> None:
     """Store one chunk, publish what was stored, then dead-letter and ack."""
     started = time.monotonic()
-    rows, dead = split_chunk(entries, settings.max_retries)
+    rows, dead = split_chunk(entries, settings.max_retries, Limits.of(settings))
     redelivered = {e.id for e in entries if e.deliveries > 1}
     refused: list[tuple[int, str]] = []
     recovered: list[dict] = []

@@ -76,6 +76,9 @@ def base_settings(database_url_for_run) -> Settings:
         claim_idle_ms=1000,
         ws_ping_interval=5.0,
         log_level="WARNING",
+        # Tests send logs dated years back: a retention window that long keeps their
+        # times (ingest restamps a log older than RETENTION_DAYS; tests/test_limits.py).
+        retention_days=36500,
     )
     maintain(settings)
     return settings

@@ -2,8 +2,9 @@
 
 Web and worker processes are many and short-lived, so in-process counters would need
 prometheus-client's multiprocess mode and a shared directory. One `HINCRBY` per request
-or chunk, pipelined with work already going to Redis, keeps exact totals across every
-process and restart instead; `GET /metrics` exposes them.
+or chunk, pipelined with work already going to Redis (inside the enqueue script for an
+ingest request), keeps exact totals across every process and restart instead;
+`GET /metrics` exposes them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ COUNTERS = {
     "live_publish_failed": "Stored logs whose publish failed (read back by id; see README)",
     "live_dropped": "Logs not sent to a WebSocket client whose buffer was full",
     "retention_partitions_dropped": "Daily partitions dropped by retention (RETENTION_DAYS)",
+    "ingest_timestamps_replaced": "Logs stored with their received time: theirs was past "
+    "MAX_FUTURE_SECONDS ahead or older than RETENTION_DAYS (kept as metadata.original_timestamp)",
+    "ingest_refused_redis_memory": "Requests refused with 503 because Redis was past "
+    "REDIS_MEMORY_HIGH of its maxmemory",
+    "dead_letters_dropped": "Dead letters trimmed off the dead-letter stream "
+    "(DEAD_LETTER_MAXLEN or DEAD_LETTER_MAX_BYTES)",
 }
 
 

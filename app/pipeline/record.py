@@ -10,7 +10,8 @@ one record, byte for byte, whichever way it reads it.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates
 from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, Text
@@ -24,6 +25,86 @@ from parsers.fields import LEVELS, MAX_NAME_CHARS, normalize_level, parse_timest
 MAX_MESSAGE_CHARS = 65_536
 MAX_METADATA_BYTES = 65_536
 KNOWN_FIELDS = frozenset(("timestamp", "level", "source", "application", "message", "metadata"))
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What a log may hold beyond its schema: JSON nesting and how far its time may stray
+    from the moment it was received. Defaults are the settings' defaults, so a caller
+    without settings (the drain's raw lines) holds logs to the same rules as ingest."""
+
+    max_json_depth: int = 32  # MAX_JSON_DEPTH
+    max_future_seconds: int = 86_400  # MAX_FUTURE_SECONDS
+    retention_days: int = 14  # RETENTION_DAYS
+
+    @classmethod
+    def of(cls, settings) -> Limits:
+        """The limits a `Settings` configures."""
+        return cls(settings.max_json_depth, settings.max_future_seconds, settings.retention_days)
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def too_deep(value: object, limit: int) -> str | None:
+    """None when `value` nests at most `limit` containers deep (a flat object is 1), else
+    the path of the first container past the limit. Iterative, and stops at the limit,
+    so a value of any depth costs at most its containers down to `limit + 1`."""
+    stack = [(value, 1, "")]
+    while stack:
+        node, depth, path = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, child in items:
+            if isinstance(child, dict | list):
+                where = f"{path}.{key}" if path else str(key)
+                if depth + 1 > limit:
+                    return where
+                stack.append((child, depth + 1, where))
+    return None
+
+
+def depth_error(item: object, limit: int) -> dict[str, list[str]] | None:
+    """The field errors of an item (a decoded JSON value) nested deeper than `limit`."""
+    if not isinstance(item, dict | list):
+        return None
+    where = too_deep(item, limit)
+    if where is None:
+        return None
+    field = where.split(".", 1)[0] if isinstance(item, dict) else "_schema"
+    return {
+        field: [f"Nested deeper than {limit} levels at {where!r}; the limit is MAX_JSON_DEPTH."]
+    }
+
+
+def time_window(received: datetime, limits: Limits) -> tuple[datetime, datetime]:
+    """The earliest and latest time a log received at `received` may keep as its own."""
+    earliest = received - timedelta(days=limits.retention_days)
+    return earliest, received + timedelta(seconds=limits.max_future_seconds)
+
+
+def bound_timestamp(
+    timestamp: datetime | None, received: datetime, limits: Limits
+) -> tuple[datetime | None, datetime | None]:
+    """(time to store, original time or None): a time past `MAX_FUTURE_SECONDS` ahead
+    or before the retention window is replaced by `received`, and handed back so it can
+    be kept in metadata. A missing time stays missing (the drain stamps it)."""
+    if timestamp is None:
+        return None, None
+    earliest, latest = time_window(received, limits)
+    if earliest <= timestamp <= latest:
+        return timestamp, None
+    return received, timestamp
+
+
+def keep_in_window(log: dict, received: datetime, limits: Limits) -> bool:
+    """Bound a validated log's timestamp in place (`metadata.original_timestamp` keeps
+    the one replaced); True when it was replaced."""
+    stored, original = bound_timestamp(log.get("timestamp"), received, limits)
+    if original is None:
+        return False
+    log["timestamp"] = stored
+    log["metadata"] = {**log.get("metadata", {}), "original_timestamp": original.isoformat()}
+    return True
 
 
 # The table as migration 0001 creates it (the migrations own the DDL; this declares it
@@ -149,12 +230,32 @@ def canonical_log(data: object, encoded: bytes) -> dict | None:
     The drain re-checks every entry (anything may write to the stream), but entries from
     Sluice's own ingest are canonical: checking that costs a fraction of a schema load.
     """
-    if (
-        not isinstance(data, dict)
-        or len(encoded) > MAX_METADATA_BYTES
-        or b"\\u0000" in encoded
-        or not data.keys() <= KNOWN_FIELDS
+    if len(encoded) > MAX_METADATA_BYTES or b"\\u0000" in encoded:
+        return None
+    return _canonical(data)
+
+
+def quick_log(item: object) -> dict | None:
+    """`canonical_log` for an item sent to ingest: the log `LogSchema` would load from an
+    item already in Sluice's own shape (known keys, a canonical level, an ISO time with
+    its offset), or None for the schema to judge. Most senders of the JSON API send that
+    shape, and this costs a fraction of a schema load."""
+    log = _canonical(item)
+    if log is None:
+        return None
+    if any(
+        v is not None and "\x00" in v for v in (log["message"], log["source"], log["application"])
     ):
+        return None
+    if log["metadata"]:
+        encoded = jsoncodec.dumps(log["metadata"])
+        if len(encoded) > MAX_METADATA_BYTES or b"\\u0000" in encoded:
+            return None
+    return log
+
+
+def _canonical(data: object) -> dict | None:
+    if not isinstance(data, dict) or not data.keys() <= KNOWN_FIELDS:
         return None
     message, level = data.get("message"), data.get("level", "INFO")
     if not isinstance(message, str) or not message.strip() or len(message) > MAX_MESSAGE_CHARS:
@@ -185,9 +286,14 @@ def canonical_log(data: object, encoded: bytes) -> dict | None:
 
 
 def load_logs(items: list) -> tuple[list[tuple[int, dict]], list[dict]]:
-    """Validate each item; return (index, log) for the valid ones and the rejects by index."""
+    """Validate each item; return (index, log) for the valid ones and the rejects by index.
+    An item already in Sluice's own shape takes the quick check (`quick_log`)."""
     good, rejected = [], []
     for index, item in enumerate(items):
+        quick = quick_log(item)
+        if quick is not None:
+            good.append((index, quick))
+            continue
         try:
             good.append((index, log_schema.load(item)))
         except ValidationError as exc:
@@ -203,19 +309,38 @@ def to_stream_json(log: dict) -> bytes:
     return jsoncodec.dumps(out)
 
 
-def raw_to_data(line: str, fmt: str | None, now: datetime) -> dict:
+def raw_to_data(line: str, fmt: str | None, now: datetime, limits: Limits = DEFAULT_LIMITS) -> dict:
     """A raw line parsed (its format detected unless `fmt` is given), as LogSchema input.
 
-    `now` anchors formats without a year (BSD syslog); `metadata.format` records the format.
+    `now` anchors formats without a year (BSD syslog) and is the time the line was
+    received: a parsed time outside the window (`bound_timestamp`) is replaced by it and
+    kept as `metadata.original_timestamp`. `metadata.format` records the format. A line
+    whose parsed fields nest deeper than MAX_JSON_DEPTH is kept as raw text instead, so
+    it is stored (never failing its chunk) and says why it was not parsed.
     """
     detected, parsed = parse_line(line, fmt, now=now)
+    metadata = {**parsed.metadata, "format": detected}
+    if too_deep(metadata, limits.max_json_depth) is not None:
+        return {
+            "timestamp": now,
+            "level": "INFO",
+            "message": line,
+            "metadata": {
+                "format": "raw",
+                "not_parsed": f"{detected}: nested deeper than {limits.max_json_depth} "
+                "levels (MAX_JSON_DEPTH)",
+            },
+        }
+    timestamp, original = bound_timestamp(parsed.timestamp, now, limits)
+    if original is not None:
+        metadata["original_timestamp"] = original.isoformat()
     return {
-        "timestamp": parsed.timestamp,
+        "timestamp": timestamp,
         "level": parsed.level or "INFO",
         "source": parsed.source,
         "application": parsed.application,
         "message": parsed.message or line,
-        "metadata": {**parsed.metadata, "format": detected},
+        "metadata": metadata,
     }
 
 

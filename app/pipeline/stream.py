@@ -4,53 +4,121 @@ Entry layout: a structured log is one field `d` (its JSON); a raw line is `r` (t
 and `f` (the format asked for, or empty for detection in the drain).
 
 The stream is bounded by refusing new entries, never by trimming: `enqueue` rejects a
-batch that would push the backlog past `STREAM_MAXLEN`, and `trim_acked` removes only
-entries that every reader has acknowledged (stored or dead-lettered).
+batch that would push the backlog past `STREAM_MAXLEN` entries or `QUEUE_MAX_BYTES`
+(QueueFull), or Redis past `REDIS_MEMORY_HIGH` of its `maxmemory` (RedisMemoryHigh), and
+`trim_acked` removes only entries that every reader has acknowledged (stored or
+dead-lettered). The dead-letter stream is the one trimmed: by entries and by bytes,
+oldest first, each trimmed entry counted.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 from dataclasses import dataclass
 
+import orjson
 import redis
+from redis.commands.core import Script
 
 from app.pipeline import counters, histograms
 from config import Settings
 
 log = logging.getLogger(__name__)
 
-# Check the cap and append the whole batch atomically, in one round trip.
-# KEYS[1] stream, KEYS[2] (optional) a once-key; ARGV[1] cap, ARGV[2] k (fields per
-# entry), ARGV[3] the once-key's TTL in seconds, ARGV[4..3+k] field names, then the
-# values, k per entry. Returns the new ids, {err="FULL <length>"}, or {err="SEEN"} when
-# the once-key exists (the batch was appended before: a retried Heroku frame). The
-# once-key is set in the same script, so "appended" and "seen" can never disagree.
+# The whole of an ingest request's Redis work, in one round trip: the retry key, the
+# caps (entries, the stream's bytes, Redis's memory), the appends and the counters.
+# KEYS[1] stream, KEYS[2] counters hash, KEYS[3] (optional) a once-key.
+# ARGV[1] cap in entries, ARGV[2] cap in bytes (the stream's MEMORY USAGE), ARGV[3]
+# unused (0), ARGV[4] k (fields per entry),
+# ARGV[5] the once-key's TTL, ARGV[6] the request's fingerprint ("" for none), ARGV[7]
+# the answer to keep with the key, ARGV[8] more counters to add ({name: amount} as
+# JSON: the request's rejects, replaced timestamps), ARGV[9] the
+# batch's bytes, ARGV[10..9+k] field names, then the values, k per entry.
+# Returns {"OK", ids}, {"SEEN", kept} or {"FULL", length, bytes}. Redis's own memory is
+# read outside it (`memory_high`): INFO costs more than the rest of the script.
+# The once-key is checked and set in the same script, so two concurrent retries can
+# never both append, and "appended" and "seen" never disagree.
 _ENQUEUE = """
-if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then
-  return redis.error_reply('SEEN')
+local k = tonumber(ARGV[4])
+local n = (#ARGV - 9 - k) / k
+if KEYS[3] then
+  local kept = redis.call('GET', KEYS[3])
+  if kept then
+    redis.call('HINCRBY', KEYS[2], 'ingest_retries_skipped', n)
+    return {'SEEN', kept}
+  end
 end
 local length = redis.call('XLEN', KEYS[1])
-local k = tonumber(ARGV[2])
-local n = (#ARGV - 3 - k) / k
-if length + n > tonumber(ARGV[1]) then
-  return redis.error_reply('FULL ' .. length)
+local size = tonumber(ARGV[9])
+local used = redis.call('MEMORY', 'USAGE', KEYS[1], 'SAMPLES', '5') or 0
+if length + n > tonumber(ARGV[1]) or used + size > tonumber(ARGV[2]) then
+  redis.call('HINCRBY', KEYS[2], 'ingest_refused_queue_full', 1)
+  return {'FULL', length, used}
 end
 local ids = {}
 local args = {}
 for e = 0, n - 1 do
   for f = 1, k do
-    args[2 * f - 1] = ARGV[3 + f]
-    args[2 * f] = ARGV[3 + k + e * k + f]
+    args[2 * f - 1] = ARGV[9 + f]
+    args[2 * f] = ARGV[9 + k + e * k + f]
   end
   ids[e + 1] = redis.call('XADD', KEYS[1], '*', unpack(args, 1, 2 * k))
 end
-if KEYS[2] then
-  redis.call('SET', KEYS[2], '1', 'EX', tonumber(ARGV[3]))
+if KEYS[3] then
+  local kept = cjson.encode({fingerprint = ARGV[6], answer = ARGV[7], ids = ids})
+  redis.call('SET', KEYS[3], kept, 'EX', tonumber(ARGV[5]))
 end
-return ids
+redis.call('HINCRBY', KEYS[2], 'ingest_accepted', n)
+for name, amount in pairs(cjson.decode(ARGV[8])) do
+  if amount > 0 then
+    redis.call('HINCRBY', KEYS[2], name, amount)
+  end
+end
+return {'OK', ids}
 """
 
+# The dead-letter stream's bounds, applied after each chunk's dead letters are added:
+# at most ARGV[1] entries and ARGV[2] bytes (MEMORY USAGE), oldest first; what falls off
+# is counted. KEYS[1] dead-letter stream, KEYS[2] counters hash. Returns how many went.
+_BOUND_DEAD = """
+local dropped = 0
+local length = redis.call('XLEN', KEYS[1])
+if length > tonumber(ARGV[1]) then
+  dropped = redis.call('XTRIM', KEYS[1], 'MAXLEN', tonumber(ARGV[1]))
+  length = length - dropped
+end
+local used = redis.call('MEMORY', 'USAGE', KEYS[1], 'SAMPLES', '5') or 0
+if used > tonumber(ARGV[2]) and length > 0 then
+  local keep = math.floor(length * tonumber(ARGV[2]) / used)
+  dropped = dropped + redis.call('XTRIM', KEYS[1], 'MAXLEN', keep)
+end
+if dropped > 0 then
+  redis.call('HINCRBY', KEYS[2], 'dead_letters_dropped', dropped)
+end
+return dropped
+"""
+
+# The drain rate, measured where the drain acks: entries settled are summed over windows
+# of at least 5 s (Redis's clock); a finished window's rate is kept for `retry_after`.
+# KEYS[1] the rate hash; ARGV[1] entries settled now.
+_MEASURE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local since = tonumber(redis.call('HGET', KEYS[1], 'since'))
+local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0') + tonumber(ARGV[1])
+if not since then
+  redis.call('HSET', KEYS[1], 'since', tostring(now), 'n', n)
+elseif now - since >= 5 then
+  redis.call('HSET', KEYS[1], 'rate', tostring(n / (now - since)), 'at', tostring(now),
+    'since', tostring(now), 'n', 0)
+else
+  redis.call('HSET', KEYS[1], 'n', n)
+end
+redis.call('EXPIRE', KEYS[1], 86400)
+return n
+"""
 
 # Ack entries one by one and count as stored those this call settled (XACK 1): an
 # entry another consumer acked meanwhile was counted there. KEYS[1] stream, KEYS[2] the
@@ -68,15 +136,37 @@ return n
 
 
 class AlreadySeen(Exception):
-    """The batch's once-key exists: it was appended before and is not appended again."""
+    """The batch's once-key exists: it was appended before and is not appended again.
+    `kept` is what the first append recorded with the key (its fingerprint, answer and
+    ids), or None for a key that recorded nothing."""
+
+    def __init__(self, kept: dict | None = None) -> None:
+        super().__init__("already appended")
+        self.kept = kept
 
 
 class QueueFull(Exception):
-    """The stream holds `length` entries not yet stored, at or beyond its cap."""
+    """The stream holds `length` entries (`size` bytes) not yet stored, at or beyond a
+    cap (STREAM_MAXLEN entries or QUEUE_MAX_BYTES); `retry_after` in seconds."""
 
-    def __init__(self, length: int) -> None:
-        super().__init__(f"stream backlog {length} at cap")
+    def __init__(self, length: int, size: int = 0, retry_after: int = 5, room: int = 0) -> None:
+        super().__init__(f"stream backlog {length} ({size} bytes) at cap")
         self.length = length
+        self.size = size
+        self.retry_after = retry_after
+        self.room = room  # about how many entries of this batch's size would fit
+
+
+class RedisMemoryHigh(redis.RedisError):
+    """Redis uses `used` of its `maxmemory` bytes, past REDIS_MEMORY_HIGH: nothing is
+    appended until the drain frees some (`retry_after` in seconds). A RedisError, so a
+    receiver that waits out Redis errors (the syslog listener) waits this out too."""
+
+    def __init__(self, used: int, maxmemory: int, retry_after: int = 5) -> None:
+        super().__init__(f"Redis memory {used} of {maxmemory} bytes")
+        self.used = used
+        self.maxmemory = maxmemory
+        self.retry_after = retry_after
 
 
 @dataclass(slots=True)
@@ -102,26 +192,149 @@ def enqueue(
     settings: Settings,
     names: tuple[bytes, ...],
     values: list,
-    once: tuple[str, int] | None = None,
+    once: tuple | None = None,
+    amounts: dict[str, int] | None = None,
 ) -> list[str]:
-    """Append entries (each `len(names)` values, flattened) atomically; return their ids.
+    """Append entries (each `len(names)` values, flattened) atomically, count them (and
+    add `amounts` to other counters), and return their ids: one round trip.
 
-    `once` is (key, ttl seconds): append only if `key` does not exist, and set it with
-    the append (AlreadySeen otherwise)."""
+    `once` is (key, ttl seconds[, fingerprint, answer]): append only if `key` does not
+    exist, and set it with the append, keeping the fingerprint, answer and ids
+    (AlreadySeen otherwise). QueueFull past a cap; RedisMemoryHigh past
+    REDIS_MEMORY_HIGH of `maxmemory` (read at most once a second per process, so
+    almost every call is the script's one round trip); both name a Retry-After from the
+    drain rate."""
     if not values:
         return []
-    script = r.register_script(_ENQUEUE)
-    keys = [settings.stream_name, *([once[0]] if once else [])]
-    ttl = once[1] if once else 0
+    _check_memory(r, settings)
+    keys = [settings.stream_name, counters.key(settings), *([once[0]] if once else [])]
+    _, ttl, fingerprint, answer = (*once, "", "")[:4] if once else ("", 0, "", "")
+    size = sum(map(len, values))
+    args = [
+        settings.stream_maxlen,
+        settings.queue_max_bytes,
+        0,
+        len(names),
+        ttl,
+        fingerprint,
+        answer,
+        orjson.dumps(amounts or {}),
+        size,
+        *names,
+        *values,
+    ]
     try:
-        ids = script(keys=keys, args=[settings.stream_maxlen, len(names), ttl, *names, *values])
+        reply = ENQUEUE(keys=keys, args=args, client=r)
     except redis.ResponseError as exc:
-        if str(exc).startswith("FULL"):
-            raise QueueFull(int(str(exc).split()[1])) from None
-        if str(exc) == "SEEN":
-            raise AlreadySeen() from None
-        raise
-    return [i.decode() for i in ids]
+        raise out_of_memory(exc) or exc from None
+    kind = reply[0]
+    if kind == b"OK":
+        return [i.decode() for i in reply[1]]
+    if kind == b"SEEN":
+        raise AlreadySeen(_kept(reply[1]))
+    # FULL
+    length, used, n = int(reply[1]), int(reply[2]), len(values) // len(names)
+    room = settings.stream_maxlen - length
+    excess = length + n - settings.stream_maxlen
+    if used + size > settings.queue_max_bytes:
+        room = min(room, (settings.queue_max_bytes - used) * n // size)
+        per_entry = used / length if length else size / n
+        excess = max(excess, int((used + size - settings.queue_max_bytes) / per_entry))
+    wait = retry_after(r, settings, max(excess, 1))
+    raise QueueFull(length, used, wait, max(room, 0))
+
+
+# Per Redis client: (when read, used_memory, maxmemory). INFO memory walks every client
+# and database, so each process reads it at most once a second, not once per request.
+_MEMORY: dict[int, tuple[float, int, int]] = {}
+MEMORY_CHECK_SECONDS = 1.0
+
+
+def memory(r: redis.Redis) -> tuple[int, int]:
+    """(used_memory, maxmemory) of Redis, read at most once a second per client."""
+    now = time.monotonic()
+    found = _MEMORY.get(id(r))
+    if found is None or now - found[0] > MEMORY_CHECK_SECONDS:
+        info = r.info("memory")
+        found = _MEMORY[id(r)] = (now, int(info["used_memory"]), int(info["maxmemory"]))
+    return found[1], found[2]
+
+
+def _check_memory(r: redis.Redis, settings: Settings) -> None:
+    used, maxmemory = memory(r)
+    if not maxmemory or used <= maxmemory * settings.redis_memory_high:
+        return
+    _MEMORY.pop(id(r), None)  # while refusing, read it afresh each time
+    counters.add(r, settings, ingest_refused_redis_memory=1)
+    length = r.xlen(settings.stream_name)
+    per_entry = (r.memory_usage(settings.stream_name, samples=5) or 0) / length if length else 0
+    over = used - maxmemory * settings.redis_memory_high
+    entries = int(over / per_entry) + 1 if per_entry else 1
+    raise RedisMemoryHigh(used, maxmemory, retry_after(r, settings, entries))
+
+
+def out_of_memory(exc: redis.ResponseError) -> redis.exceptions.OutOfMemoryError | None:
+    """`exc` as the OutOfMemoryError it is when a write inside a script hit maxmemory
+    (Redis words it as a script error), else None."""
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+        return exc
+    if "OOM command not allowed" in str(exc):
+        return redis.exceptions.OutOfMemoryError(str(exc))
+    return None
+
+
+def _kept(raw: bytes) -> dict | None:
+    try:
+        kept = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(kept, dict):  # an older key (Heroku's frame ids) kept only "1"
+        return None
+    if kept.get("ids") == {}:  # cjson writes an empty table as an object
+        kept["ids"] = []
+    return kept
+
+
+def _script(source: str) -> Script:
+    # Bound to no client (each call names one): the SHA is computed once per process,
+    # not per request.
+    return Script(None, source.encode())
+
+
+ENQUEUE, BOUND_DEAD, MEASURE, ACK_COUNTING = (
+    _script(s) for s in (_ENQUEUE, _BOUND_DEAD, _MEASURE, _ACK_COUNTING)
+)
+
+
+def rate_key(settings: Settings) -> str:
+    """The Redis hash where the drain's rate is measured."""
+    return f"{settings.key_prefix}:drain_rate"
+
+
+def drain_rate(r: redis.Redis, settings: Settings) -> tuple[float, float] | None:
+    """(entries settled per second over the last finished window, seconds since), or
+    None before the drain has finished one."""
+    rate, at = r.hmget(rate_key(settings), "rate", "at")
+    if rate is None:
+        return None
+    seconds, micros = r.time()
+    return float(rate), max(0.0, seconds + micros / 1e6 - float(at))
+
+
+def retry_after(r: redis.Redis, settings: Settings, entries: int) -> int:
+    """Seconds until the drain has likely settled `entries` more entries at its measured
+    rate, between 1 and 60: 5 before any rate is known, 60 when the drain has settled
+    nothing for a minute (it is stalled or gone)."""
+    try:
+        measured = drain_rate(r, settings)
+    except redis.RedisError:
+        return 5
+    if measured is None:
+        return 5
+    rate, age = measured
+    if rate <= 0 or age > 60:
+        return 60
+    return max(1, min(60, math.ceil(entries / rate)))
 
 
 def read_chunk(r: redis.Redis, settings: Settings, consumer: str, block_ms: int) -> list[Entry]:
@@ -226,17 +439,22 @@ def acknowledge(
                 b"reason": reason,
                 b"deliveries": entry.deliveries,
             },
-            maxlen=settings.dead_letter_maxlen,
-            approximate=True,
+        )
+    if dead:  # bounded by entries and by bytes; what falls off is counted
+        BOUND_DEAD(
+            keys=[settings.dead_letter_stream, counters.key(settings)],
+            args=[settings.dead_letter_maxlen, settings.dead_letter_max_bytes],
+            client=pipe,
         )
     all_ids = ids + [e.id for e, _ in dead]
     if all_ids:
         pipe.xack(settings.stream_name, settings.consumer_group, *all_ids)
+    settled = len(all_ids) + len(recovered)
+    if settled:
+        MEASURE(keys=[rate_key(settings)], args=[settled], client=pipe)
     if recovered:
         keys = [settings.stream_name, counters.key(settings)]
-        r.register_script(_ACK_COUNTING)(
-            keys=keys, args=[settings.consumer_group, *recovered], client=pipe
-        )
+        ACK_COUNTING(keys=keys, args=[settings.consumer_group, *recovered], client=pipe)
     replies = pipe.execute()
     return int(replies[-1]) if recovered else 0
 

@@ -72,7 +72,7 @@ class Batcher:
             except intake.QueueFull as exc:
                 # All or none: a batch larger than the room left is refused whole, so
                 # fill the room with a smaller one rather than wait for a whole batch.
-                size = min(size, self.settings.stream_maxlen - exc.length)
+                size = min(size, exc.room)
                 if size > 0:
                     continue
                 return self._blocked(exc)

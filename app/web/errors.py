@@ -95,7 +95,9 @@ def _log(status: int, message: str) -> None:
 
 
 def register_dependency_handlers(app: Flask) -> None:
-    """A dependency that is down is a 503 with Retry-After, never a 500."""
+    """A dependency that is down or full is a 503 with Retry-After, never a 500 (Redis
+    out of memory or past REDIS_MEMORY_HIGH too); a full queue no receiver words is a
+    429 with the Retry-After the drain rate gives."""
     import redis
     from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -106,6 +108,38 @@ def register_dependency_handlers(app: Flask) -> None:
 
         return handler
 
+    from app.pipeline import stream
+
+    def redis_out_of_memory(exc):
+        # Redis refused a write past its maxmemory: the queue has no room, for now.
+        log.error("redis_out_of_memory on %s %s: %s", request.method, request.path, exc)
+        message = "The queue (Redis) is out of memory; retry once the backlog drains."
+        return error_response(503, "redis_out_of_memory", message, 30)
+
+    def redis_memory_high(exc: stream.RedisMemoryHigh):
+        log.warning("redis_memory_high on %s %s: %s", request.method, request.path, exc)
+        message = (
+            f"The queue (Redis) uses {exc.used} of its {exc.maxmemory} bytes (past "
+            "REDIS_MEMORY_HIGH); retry after the Retry-After seconds."
+        )
+        return error_response(503, "redis_memory_high", message, exc.retry_after)
+
+    def queue_full(exc: stream.QueueFull):
+        _log(429, str(exc))
+        message = f"The queue holds {exc.length} logs not yet stored; retry shortly."
+        return error_response(429, "queue_full", message, exc.retry_after)
+
+    def redis_refused(exc: redis.ResponseError):
+        # A write inside a script past maxmemory arrives as a script error, not as OOM.
+        if stream.out_of_memory(exc) is not None:
+            return redis_out_of_memory(exc)
+        log.error("unhandled Redis error on %s %s", request.method, request.path, exc_info=exc)
+        return error_response(500, "internal_error", "Something went wrong on our side.")
+
+    app.register_error_handler(redis.exceptions.OutOfMemoryError, redis_out_of_memory)
+    app.register_error_handler(redis.ResponseError, redis_refused)
+    app.register_error_handler(stream.RedisMemoryHigh, redis_memory_high)
+    app.register_error_handler(stream.QueueFull, queue_full)
     redis_down = unavailable("redis_unavailable", "The queue (Redis)")
     database_down = unavailable("database_unavailable", "The database")
     for exc_class, handler in (

@@ -10,21 +10,20 @@ raw lines are parsed in the drain, not here.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 
 import orjson
+import redis
 from flask import current_app, jsonify, request
 from flask_smorest import Blueprint
 
-from app.pipeline import counters, fanout, intake, store
+from app.pipeline import counters, fanout, idempotency, intake, store
 from app.pipeline.connections import engine, redis_client
-from app.pipeline.record import (
-    known_format,
-    raw_to_data,
-)
+from app.pipeline.record import Limits, known_format, raw_to_data
 from app.web import wire
 from app.web.errors import APIError
-from app.web.openapi import FORMAT_PARAMETER, Queued, Stored, errors
+from app.web.openapi import FORMAT_PARAMETER, Error, Queued, Stored, errors
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ingest", __name__, description="Send logs.")
@@ -54,14 +53,24 @@ NDJSON_TYPES = {
     "application/x-jsonlines",
 }
 TEXT_TYPES = {"text/plain"}
+JSON = "application/json"
+IDEMPOTENCY_PARAMETER = {
+    "in": "header",
+    "name": idempotency.HEADER,
+    "required": False,
+    "schema": {"type": "string", "maxLength": idempotency.MAX_KEY_CHARS},
+    "description": "A key of the client's choosing (kept 24 h): a retry with the same key "
+    "stores nothing twice and is answered as the first request was; the same key with a "
+    "different request is a 422.",
+}
 
 
 def _settings():
     return current_app.extensions["sluice"]
 
 
-def read_items() -> tuple[list, str]:
-    """The request body as a list of items and its kind ("json" or "text")."""
+def read_items() -> tuple[list, str, bytes]:
+    """The request body as a list of items, its kind ("json" or "text"), and the body."""
     mimetype = request.mimetype
     try:
         body = wire.body()  # Content-Encoding (gzip, deflate) undone, bounded
@@ -70,15 +79,11 @@ def read_items() -> tuple[list, str]:
         raise APIError(exc.status, code, exc.message) from None
     if mimetype in TEXT_TYPES:
         text = (line.decode("utf-8", "replace") for line in _lines(body))
-        return [line for line in text if line.strip()], "text"
+        return [line for line in text if line.strip()], "text", body
     if mimetype in NDJSON_TYPES:
         items = [_ndjson_line(line) for line in _lines(body) if line.strip()]
     elif mimetype in JSON_TYPES or mimetype.endswith("+json"):
-        try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise APIError(400, "invalid_json", f"The body is not valid JSON: {exc}") from None
-        items = parsed if isinstance(parsed, list) else [parsed]
+        items = _json_items(body)
     else:
         raise APIError(
             415,
@@ -86,7 +91,68 @@ def read_items() -> tuple[list, str]:
             f"Content-Type {mimetype!r} is not accepted; send application/json, "
             "application/x-ndjson or text/plain.",
         )
-    return items, "json"
+    return items, "json", body
+
+
+def _json_items(body: bytes) -> list:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        deep = str(exc).startswith("depth limit")
+        if deep and body.lstrip().startswith(b"{"):  # one log, too deep: refused as an item
+            return [_json_item(body)]
+        parts = split_array(body) if deep else None
+        if parts is None:
+            raise APIError(400, "invalid_json", f"The body is not valid JSON: {exc}") from None
+        # One item nested past the decoder's own limit: decode the items one by one, so
+        # it is refused at its index and its neighbours keep their place.
+        return [_json_item(part) for part in parts]
+    return parsed if isinstance(parsed, list) else [parsed]
+
+
+# A JSON string (escapes included), or one of the characters that shape an array.
+_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]')
+
+
+def split_array(body: bytes) -> list[bytes] | None:
+    """The elements of a top-level JSON array as their bytes, found without decoding
+    them (so without recursion, however deep they nest); None when `body` is not one
+    array with nothing after it. The elements are not checked: decode each."""
+    text = body.strip()
+    if not text.startswith(b"["):
+        return None
+    parts, depth, start, end = [], 0, 1, None
+    for token in _TOKEN.finditer(text):
+        char = token.group()[:1]
+        if char == b'"':
+            continue
+        if char in b"[{":
+            depth += 1
+        elif char in b"]}":
+            depth -= 1
+            if depth == 0:
+                parts.append(text[start : token.start()])
+                end = token.end()
+                break
+        elif depth == 1:  # a comma between elements
+            parts.append(text[start : token.start()])
+            start = token.end()
+    if end is None or text[end:].strip():
+        return None
+    if len(parts) == 1 and not parts[0].strip():  # []
+        return []
+    return parts
+
+
+def _json_item(part: bytes):
+    try:
+        return orjson.loads(part)
+    except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit"):
+            limit = _settings().max_json_depth
+            problem = f"Nested deeper than the decoder allows; the limit is {limit} levels"
+            return intake.Invalid({"_schema": [problem + " (MAX_JSON_DEPTH)."]})
+        return intake.Invalid({"_schema": [f"Not valid JSON: {exc}"]})
 
 
 def _lines(body: bytes) -> list[bytes]:
@@ -99,6 +165,8 @@ def _ndjson_line(line: bytes):
     try:
         return orjson.loads(line)
     except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit"):
+            return _json_item(line)
         return intake.Invalid({"_schema": [f"Not valid JSON: {exc}"]})
 
 
@@ -111,9 +179,9 @@ def _check_size(items: list) -> None:
         raise APIError(exc.status, "batch_too_large", exc.message) from None
 
 
-def _line_item(line: str, fmt: str | None, now: datetime):
+def _line_item(line: str, fmt: str | None, now: datetime, limits):
     errors = intake.check_line(line)
-    return intake.Invalid(errors) if errors else raw_to_data(line, fmt, now)
+    return intake.Invalid(errors) if errors else raw_to_data(line, fmt, now, limits)
 
 
 def _format_arg() -> str | None:
@@ -125,55 +193,133 @@ def _nothing_accepted(rejected: list[dict]) -> APIError:
 
 
 def _queue_full(exc: intake.QueueFull) -> APIError:
+    settings = _settings()
     return APIError(
         429,
         "queue_full",
-        f"The queue holds {exc.length} logs not yet stored (cap "
-        f"{_settings().stream_maxlen}); retry shortly.",
-        retry_after=5,
+        f"The queue holds {exc.length} logs ({exc.size} bytes) not yet stored (caps "
+        f"{settings.stream_maxlen} logs, STREAM_MAXLEN, and {settings.queue_max_bytes} "
+        "bytes, QUEUE_MAX_BYTES); retry after the Retry-After seconds.",
+        retry_after=exc.retry_after,
     )
 
 
+def _idempotency(endpoint: str, body: bytes) -> tuple[str, str] | None:
+    """(Redis key, fingerprint) for the request's Idempotency-Key, or None without one."""
+    value = request.headers.get(idempotency.HEADER)
+    if value is None:
+        return None
+    problem = idempotency.check_key(value)
+    if problem:
+        raise APIError(400, "bad_idempotency_key", problem, fields={idempotency.HEADER: [problem]})
+    print_ = idempotency.fingerprint(
+        request.mimetype, request.headers.get("Content-Encoding", ""), request.query_string, body
+    )
+    return idempotency.redis_key(_settings(), endpoint, value), print_
+
+
+def _key_reused() -> APIError:
+    problem = "This key was used with a different request; use a new key for a new request."
+    return APIError(422, "idempotency_key_reused", problem, fields={idempotency.HEADER: [problem]})
+
+
+def _replayed(response):
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
 @bp.post("/data/fast")
-@bp.doc(parameters=[FORMAT_PARAMETER], requestBody=INGEST_BODY)
+@bp.doc(parameters=[FORMAT_PARAMETER, IDEMPOTENCY_PARAMETER], requestBody=INGEST_BODY)
 @bp.response(202, Queued, description="Queued.")
 @errors(bp, 400, 413, 415, 422, 429, 503)
 def ingest_fast():
     """Validate cheaply, append to the stream, answer 202 with the stream ids."""
     settings = _settings()
-    items, kind = read_items()
+    items, kind, body = read_items()
     _check_size(items)
+    key = _idempotency("fast", body)
+    once = (key[0], idempotency.TTL, key[1]) if key else None
     r = redis_client(settings.redis_url)
     try:
         if kind == "text":
-            receipt = intake.submit_lines(r, settings, items, _format_arg())
+            receipt = intake.submit_lines(r, settings, items, _format_arg(), once)
         else:
-            receipt = intake.submit(r, settings, items)
+            receipt = intake.submit(r, settings, items, once)
     except intake.QueueFull as exc:
         raise _queue_full(exc) from None
+    if receipt.seen and key and receipt.fingerprint != key[1]:
+        raise _key_reused()
     if not receipt.ids:
         raise _nothing_accepted(receipt.rejected)
-    return jsonify(accepted=len(receipt.ids), ids=receipt.ids, rejected=receipt.rejected), 202
+    response = jsonify(accepted=len(receipt.ids), ids=receipt.ids, rejected=receipt.rejected)
+    return (_replayed(response) if receipt.seen else response), 202
 
 
 @bp.post("/data/")
-@bp.doc(parameters=[FORMAT_PARAMETER], requestBody=INGEST_BODY)
+@bp.doc(parameters=[FORMAT_PARAMETER, IDEMPOTENCY_PARAMETER], requestBody=INGEST_BODY)
 @bp.response(201, Stored, description="Stored.")
 @errors(bp, 400, 413, 415, 422, 503)
+@bp.alt_response(
+    409,
+    schema=Error,
+    description="This Idempotency-Key's first request is "
+    "still being stored; retry after `Retry-After` seconds.",
+)
 def ingest_sync():
     """Validate, store and publish now; answer 201 with the database ids."""
     settings = _settings()
-    items, kind = read_items()
+    items, kind, body = read_items()
     _check_size(items)
+    key = _idempotency("sync", body)
+    limits, now = Limits.of(settings), datetime.now(UTC)
     if kind == "text":
-        fmt, now = _format_arg(), datetime.now(UTC)
-        items = [_line_item(line, fmt, now) for line in items]
-    good, rejected = intake.validate(items)
+        fmt = _format_arg()
+        items = [_line_item(line, fmt, now, limits) for line in items]
+    good, rejected, retimed = intake.check(items, limits, now)
     r = redis_client(settings.redis_url)
     if not good:
         counters.add(r, settings, ingest_rejected=len(rejected))
         raise _nothing_accepted(rejected)
-    now = datetime.now(UTC)
+    if key:
+        replay = _claim(r, key)
+        if replay is not None:
+            return _replayed(current_app.response_class(replay.body, replay.status, mimetype=JSON))
+    try:
+        body = _store(r, settings, good, rejected, len(items), now)
+    except BaseException:
+        if key:
+            idempotency.release(r, key[0])
+        raise
+    pipe = r.pipeline(transaction=False)
+    counters.count(
+        pipe,
+        settings,
+        ingest_accepted=len(body["ids"]),
+        ingest_rejected=len(rejected),
+        ingest_timestamps_replaced=retimed,
+    )
+    response = jsonify(body)
+    if key:
+        idempotency.remember(pipe, *key, idempotency.Answer(201, response.get_data()))
+    _execute(pipe, key)
+    return response, 201
+
+
+def _claim(r, key: tuple[str, str]):
+    try:
+        return idempotency.claim(r, *key)
+    except idempotency.Mismatch:
+        raise _key_reused() from None
+    except idempotency.InProgress:
+        raise APIError(
+            409,
+            "idempotency_key_in_progress",
+            "A request with this Idempotency-Key is still being stored; retry shortly.",
+            retry_after=1,
+        ) from None
+
+
+def _store(r, settings, good, rejected, count: int, now: datetime) -> dict:
     rows = [{**log, "timestamp": log["timestamp"] or now} for _, log in good]
 
     def publish(stored: list[dict]) -> None:
@@ -184,8 +330,18 @@ def ingest_sync():
     with engine(settings.database_url).connect() as conn:
         stored = store.write_in_commit_order(conn, rows, publish)
     ids = [s["id"] for s in stored]
-    counters.add(r, settings, ingest_accepted=len(ids), ingest_rejected=len(rejected))
     body = {"stored": len(ids), "ids": ids, "rejected": rejected}
-    if len(items) == 1:
+    if count == 1:
         body["id"] = ids[0]
-    return jsonify(body), 201
+    return body
+
+
+def _execute(pipe, key) -> None:
+    # Stored is stored: neither the counters nor the kept answer may turn it into an
+    # error the client would retry. A key whose answer was not kept stays claimed.
+    try:
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.warning(
+            "stored, but could not count or keep the answer%s: %s", " for a key" if key else "", exc
+        )
