@@ -1,0 +1,55 @@
+"""Hostile input against a running Sluice with keys (issue 9): the bugs it found, each
+pinned by a test."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+from app import create_app
+from tests.hostile import client, run
+
+
+@pytest.fixture
+def keyed(settings):
+    """This test's settings with keys for every scope, and no rate limit in the way."""
+    return settings.with_overrides(**run.KEY_SETTINGS, ingest_rate_limit="1000000/second")
+
+
+@pytest.fixture
+def served(keyed):
+    """The keyed app over real HTTP (threaded werkzeug): its port."""
+    server = make_server("127.0.0.1", 0, create_app(keyed), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_port
+    server.shutdown()
+
+
+def _raw(port: int, path: str, headers: list, body: bytes) -> client.Answer:
+    base = [(b"Host", b"127.0.0.1:%d" % port), (b"Connection", b"close")]
+    return client.send("127.0.0.1", port, client.head("POST", path, base + headers), body)
+
+
+FACE_TYPES = [
+    ("/data/fast", b"application/json"),
+    ("/data/", b"application/x-ndjson"),
+    ("/heroku/logs", b"application/logplex-1"),
+    ("/loki/api/v1/push", b"application/x-protobuf"),
+    ("/_bulk", b"application/x-ndjson"),
+    ("/v1/logs", b"application/json"),
+]
+
+
+@pytest.mark.parametrize(
+    "credential",
+    [b"Basic \xff\xfe", b"Basic \xc3\xa9t\xc3\xa9", b"ApiKey \xe2\x80\xa8", b"Basic =\x00"],
+)
+def test_a_credential_that_is_not_ascii_is_401_not_500(served, credential):
+    # Found by the hostile run: base64 of a non-ASCII str raised ValueError (a 500).
+    for path, content_type in FACE_TYPES:
+        headers = [(b"Content-Type", content_type), (b"Authorization", credential)]
+        answer = _raw(served, path, [*headers, (b"Content-Length", b"2")], b"{}")
+        assert answer.status == 401, (path, answer.status, answer.body)
