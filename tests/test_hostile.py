@@ -10,6 +10,7 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from tests.hostile import client, run
+from tests.stack import Stack
 
 
 @pytest.fixture
@@ -53,3 +54,20 @@ def test_a_credential_that_is_not_ascii_is_401_not_500(served, credential):
         headers = [(b"Content-Type", content_type), (b"Authorization", credential)]
         answer = _raw(served, path, [*headers, (b"Content-Length", b"2")], b"{}")
         assert answer.status == 401, (path, answer.status, answer.body)
+
+
+def test_a_bad_chunked_body_is_400_on_every_face_through_gunicorn(keyed, tmp_path):
+    # Found by the hostile run: gunicorn raises InvalidChunkSize (an OSError) from the
+    # body's read, which was a 500 on every face.
+    stack = Stack(keyed, tmp_path, WEB_CONCURRENCY="1").start("web")
+    try:
+        for path, content_type in FACE_TYPES:
+            headers = [
+                (b"Content-Type", content_type),
+                (b"Authorization", b"Bearer " + run.INGEST.encode()),
+                (b"Transfer-Encoding", b"chunked"),
+            ]
+            answer = _raw(stack.port, path, headers, b"zz\r\n{}\r\n0\r\n\r\n")
+            assert answer.status == 400, (path, answer.status, answer.body, stack.tail())
+    finally:
+        stack.stop_all()
