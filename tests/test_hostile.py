@@ -4,12 +4,17 @@ pinned by a test."""
 from __future__ import annotations
 
 import threading
+import uuid
 
+import cramjam
+import orjson
 import pytest
+from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from app import create_app
 from tests.hostile import client, run
+from tests.receivers.lokiproto import push_request
 from tests.stack import Stack
 
 
@@ -71,3 +76,36 @@ def test_a_bad_chunked_body_is_400_on_every_face_through_gunicorn(keyed, tmp_pat
             assert answer.status == 400, (path, answer.status, answer.body, stack.tail())
     finally:
         stack.stop_all()
+
+
+@pytest.mark.parametrize("ns", [10**23, -(10**23), 253402300800 * 10**9, -62135596801 * 10**9])
+def test_a_loki_entry_outside_years_1_to_9999_is_kept_at_its_received_time(
+    served, keyed, r, db, ns
+):
+    # Found by the hostile run: the timestamp overflowed datetime in the decoder (a 500
+    # that lost the push's other entries). Now stored at its received time, the sent
+    # value kept, like any time outside the window (README "Limits").
+    tag = uuid.uuid4().hex[:8]
+    line = f"loki-range-{tag}"
+    json_body = orjson.dumps({"streams": [{"stream": {"app": "a"}, "values": [[str(ns), line]]}]})
+    proto_body = cramjam.snappy.compress_raw(push_request([('{app="a"}', [(ns, line, {})])]))
+    for content_type, body in (
+        (b"application/json", json_body),
+        (b"application/x-protobuf", bytes(proto_body)),
+    ):
+        headers = [
+            (b"Content-Type", content_type),
+            (b"Authorization", b"Bearer " + run.INGEST.encode()),
+            (b"Content-Length", b"%d" % len(body)),
+        ]
+        answer = _raw(served, "/loki/api/v1/push", headers, body)
+        assert answer.status == 204, (content_type, answer.status, answer.body)
+    run.drain_all(keyed, r)
+    db.rollback()
+    rows = db.execute(
+        text("SELECT timestamp, metadata FROM logs WHERE message = :m"), {"m": line}
+    ).all()
+    assert len(rows) == 2
+    for stamp, metadata in rows:
+        assert 2000 < stamp.year < 9999
+        assert metadata["original_timestamp"], metadata

@@ -63,12 +63,17 @@ def from_ns(ns: int) -> datetime:
 def entry_item(labels: dict, ns: int, line: str, structured: dict) -> dict:
     """One entry as LogSchema input: well-known labels become fields, all are kept."""
     both = {**labels, **structured}
+    metadata = {"labels": labels, "format": "loki"}
+    try:
+        timestamp = from_ns(ns)
+    except OverflowError:  # outside years 1-9999: stored at its received time, as a time
+        timestamp, metadata["original_timestamp"] = None, str(ns)  # past MAX_FUTURE_SECONDS is
     item = {
-        "timestamp": from_ns(ns),
+        "timestamp": timestamp,
         "message": line,
         "application": _first(both, APPLICATION_LABELS),
         "source": _first(both, SOURCE_LABELS),
-        "metadata": {"labels": labels, "format": "loki"},
+        "metadata": metadata,
     }
     level = normalize_level(_first(both, LEVEL_LABELS))
     if level:  # Loki's detected_level can be "unknown": keep the label, use the default
