@@ -63,6 +63,10 @@ TAINTED = (
 )
 MODES = ("clean",) * 12 + CLEAN + HEADER_NOISE + BAD_ENCODING + TAINTED
 
+# Header noise a server may parse into other header lines (Python's http.server, under
+# werkzeug's dev server, ends a header line at a bare CR): the body it reads may then
+# not be the one sent, so these too acknowledge nothing the ledger could attribute.
+TAINTED += ("header-cr", "header-lf", "header-obs-fold")
 MUST_ANSWER = set(CLEAN) | {"header-cr", "header-nul", "header-obs-fold", "idempotency-bad"}
 
 
