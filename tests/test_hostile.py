@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 import uuid
 
 import cramjam
@@ -220,3 +221,41 @@ def test_a_loki_entry_outside_years_1_to_9999_is_kept_at_its_received_time(
     for stamp, metadata in rows:
         assert 2000 < stamp.year < 9999
         assert metadata["original_timestamp"], metadata
+
+
+def test_a_loki_entry_with_nested_structured_metadata_is_refused_alone(served, keyed, r, db):
+    # Found by the hostile run through gunicorn: str() of a 1,000-deep value in structured
+    # metadata raised RecursionError, a 500 that cost the push's other entries.
+    tag = uuid.uuid4().hex[:8]
+    deep = b"[" * 1000 + b"]" * 1000
+    body = (
+        b'{"streams":[{"stream":{"app":"a"},"values":[["%d","kept-%s"],["%d","x",{"k":%s}]]}]}'
+        % (time.time_ns(), tag.encode(), time.time_ns(), deep)
+    )
+    headers = [
+        (b"Content-Type", b"application/json"),
+        (b"Authorization", b"Bearer " + run.INGEST.encode()),
+        (b"Content-Length", b"%d" % len(body)),
+    ]
+    answer = _raw(served, "/loki/api/v1/push", headers, body)
+    assert answer.status == 400, (answer.status, answer.body)
+    assert b"1 of 2 entries rejected" in answer.body and b"entry 1:" in answer.body
+    run.drain_all(keyed, r)
+    db.rollback()
+    stored = db.execute(text("SELECT count(*) FROM logs WHERE message = :m"), {"m": f"kept-{tag}"})
+    assert stored.scalar() == 1
+
+
+def test_a_loki_entry_whose_timestamp_nests_deep_is_refused_alone(served, keyed):
+    deep = b"[" * 1000 + b"]" * 1000
+    body = b'{"streams":[{"stream":{"app":"a"},"values":[["%d","ok"],[%s,"x"]]}]}' % (
+        time.time_ns(),
+        deep,
+    )
+    headers = [
+        (b"Content-Type", b"application/json"),
+        (b"Authorization", b"Bearer " + run.INGEST.encode()),
+        (b"Content-Length", b"%d" % len(body)),
+    ]
+    answer = _raw(served, "/loki/api/v1/push", headers, body)
+    assert answer.status == 400 and b"entry 1: " in answer.body, (answer.status, answer.body)
