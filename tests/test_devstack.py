@@ -35,6 +35,9 @@ def test_embedded_servers_start_serve_and_stop(data_dir):
         r = redis.Redis.from_url(redis_url)
         r.xadd("probe", {"d": "1"})  # Streams work on the embedded server
         assert r.xlen("probe") == 1
+        # It keeps the queue on disk (/health would say "degraded" otherwise).
+        assert r.info("persistence")["aof_enabled"] == 1
+        assert r.config_get("appendfsync") == {"appendfsync": "everysec"}
         assert any("embedded" in note for note in services.notes)
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(redis_url, socket_connect_timeout=1).ping()

@@ -123,3 +123,12 @@ def test_a_failed_store_releases_the_key(app, client, settings, db):
     app.extensions["sluice"] = settings
     assert send(client, "/data/", "release").status_code == 201
     assert count_logs(db) == 2
+
+
+def test_a_kept_answer_is_small(client, r, settings):
+    body = orjson.dumps([{"message": f"m{i}"} for i in range(5000)])
+    first = send(client, "/data/fast", "big", body)
+    assert len(first.json["ids"]) == 5000
+    kept = r.get(idempotency.redis_key(settings, "fast", "big"))
+    assert len(kept) < 500  # the first id and a count, not 5,000 ids
+    assert send(client, "/data/fast", "big", body).get_data() == first.get_data()

@@ -278,6 +278,14 @@ def test_sync_ingest_restamps_and_counts(client, r, db, windowed):
     assert "sluice_ingest_timestamps_replaced_total 1" in client.get("/metrics").text
 
 
+def test_sync_text_lines_are_restamped_and_counted(client, r, db, windowed):
+    lines = "<13>1 9999-01-01T00:00:00Z host app - - - far ahead\nplain line"
+    response = client.post("/data/", data=lines, content_type="text/plain")
+    assert response.status_code == 201
+    assert count_logs(db, "metadata->>'original_timestamp' LIKE '9999%'") == 1
+    assert _count(r, windowed, "ingest_timestamps_replaced") == 1
+
+
 def test_drain_restamps_a_parsed_line():
     line = '{"message":"m","time":"9999-05-01T00:00:00Z"}'
     data = raw_to_data(line, None, NOW, LIMITS)

@@ -135,7 +135,7 @@ def _enqueue(r, settings, names, good, values, rejected, once=None, retimed=0) -
         counters.add(r, settings, ingest_rejected=len(rejected))
         return Receipt(rejected=rejected)
     if once is not None and len(once) == 3:  # keep the answer with an Idempotency-Key
-        once = (*once, orjson.dumps([rejected, [i for i, _ in good]]).decode())
+        once = (*once, orjson.dumps([rejected, len(good) + len(rejected)]).decode())
     amounts = {"ingest_rejected": len(rejected), "ingest_timestamps_replaced": retimed}
     try:
         ids = stream.enqueue(r, settings, names, values, once, amounts)
@@ -147,10 +147,11 @@ def _enqueue(r, settings, names, good, values, rejected, once=None, retimed=0) -
 def _seen(kept: dict | None) -> Receipt:
     if kept is None or not kept.get("answer"):
         return Receipt(seen=True)
-    rejected, accepted = orjson.loads(kept["answer"])
+    rejected, count = orjson.loads(kept["answer"])
+    refused = {x["index"] for x in rejected}
     return Receipt(
         ids=kept["ids"],
-        accepted=accepted,
+        accepted=[i for i in range(count) if i not in refused],
         rejected=rejected,
         seen=True,
         fingerprint=kept["fingerprint"],

@@ -310,13 +310,24 @@ def to_stream_json(log: dict) -> bytes:
 
 
 def raw_to_data(line: str, fmt: str | None, now: datetime, limits: Limits = DEFAULT_LIMITS) -> dict:
+    """A raw line parsed (`parse_raw`), its time bounded: a parsed time outside the window
+    around `now`, the time the line was received (`bound_timestamp`), is replaced by it
+    and kept as `metadata.original_timestamp`."""
+    data = parse_raw(line, fmt, now, limits)
+    timestamp, original = bound_timestamp(data["timestamp"], now, limits)
+    if original is not None:
+        data["timestamp"] = timestamp
+        data["metadata"]["original_timestamp"] = original.isoformat()
+    return data
+
+
+def parse_raw(line: str, fmt: str | None, now: datetime, limits: Limits = DEFAULT_LIMITS) -> dict:
     """A raw line parsed (its format detected unless `fmt` is given), as LogSchema input.
 
-    `now` anchors formats without a year (BSD syslog) and is the time the line was
-    received: a parsed time outside the window (`bound_timestamp`) is replaced by it and
-    kept as `metadata.original_timestamp`. `metadata.format` records the format. A line
-    whose parsed fields nest deeper than MAX_JSON_DEPTH is kept as raw text instead, so
-    it is stored (never failing its chunk) and says why it was not parsed.
+    `now` anchors formats without a year (BSD syslog). `metadata.format` records the
+    format. A line whose parsed fields nest deeper than MAX_JSON_DEPTH is kept as raw
+    text instead, so it is stored (never failing its chunk) and says why it was not
+    parsed. Its time is as parsed: `raw_to_data` bounds it.
     """
     detected, parsed = parse_line(line, fmt, now=now)
     metadata = {**parsed.metadata, "format": detected}
@@ -331,11 +342,8 @@ def raw_to_data(line: str, fmt: str | None, now: datetime, limits: Limits = DEFA
                 "levels (MAX_JSON_DEPTH)",
             },
         }
-    timestamp, original = bound_timestamp(parsed.timestamp, now, limits)
-    if original is not None:
-        metadata["original_timestamp"] = original.isoformat()
     return {
-        "timestamp": timestamp,
+        "timestamp": parsed.timestamp,
         "level": parsed.level or "INFO",
         "source": parsed.source,
         "application": parsed.application,

@@ -28,21 +28,20 @@ from config import Settings
 log = logging.getLogger(__name__)
 
 # The whole of an ingest request's Redis work, in one round trip: the retry key, the
-# caps (entries, the stream's bytes, Redis's memory), the appends and the counters.
+# caps (entries, the stream's bytes), the appends and the counters.
 # KEYS[1] stream, KEYS[2] counters hash, KEYS[3] (optional) a once-key.
-# ARGV[1] cap in entries, ARGV[2] cap in bytes (the stream's MEMORY USAGE), ARGV[3]
-# unused (0), ARGV[4] k (fields per entry),
-# ARGV[5] the once-key's TTL, ARGV[6] the request's fingerprint ("" for none), ARGV[7]
-# the answer to keep with the key, ARGV[8] more counters to add ({name: amount} as
-# JSON: the request's rejects, replaced timestamps), ARGV[9] the
-# batch's bytes, ARGV[10..9+k] field names, then the values, k per entry.
+# ARGV[1] cap in entries, ARGV[2] cap in bytes (the stream's MEMORY USAGE), ARGV[3] the
+# batch's bytes, ARGV[4] k (fields per entry), ARGV[5] the once-key's TTL, ARGV[6] the
+# request's fingerprint ("" for none), ARGV[7] the answer to keep with the key, ARGV[8]
+# more counters to add ({name: amount} as JSON: the request's rejects, replaced
+# timestamps), ARGV[9..8+k] field names, then the values, k per entry.
 # Returns {"OK", ids}, {"SEEN", kept} or {"FULL", length, bytes}. Redis's own memory is
-# read outside it (`memory_high`): INFO costs more than the rest of the script.
+# read outside it (`_check_memory`): INFO costs more than the rest of the script.
 # The once-key is checked and set in the same script, so two concurrent retries can
 # never both append, and "appended" and "seen" never disagree.
 _ENQUEUE = """
 local k = tonumber(ARGV[4])
-local n = (#ARGV - 9 - k) / k
+local n = (#ARGV - 8 - k) / k
 if KEYS[3] then
   local kept = redis.call('GET', KEYS[3])
   if kept then
@@ -51,7 +50,7 @@ if KEYS[3] then
   end
 end
 local length = redis.call('XLEN', KEYS[1])
-local size = tonumber(ARGV[9])
+local size = tonumber(ARGV[3])
 local used = redis.call('MEMORY', 'USAGE', KEYS[1], 'SAMPLES', '5') or 0
 if length + n > tonumber(ARGV[1]) or used + size > tonumber(ARGV[2]) then
   redis.call('HINCRBY', KEYS[2], 'ingest_refused_queue_full', 1)
@@ -61,14 +60,30 @@ local ids = {}
 local args = {}
 for e = 0, n - 1 do
   for f = 1, k do
-    args[2 * f - 1] = ARGV[9 + f]
-    args[2 * f] = ARGV[9 + k + e * k + f]
+    args[2 * f - 1] = ARGV[8 + f]
+    args[2 * f] = ARGV[8 + k + e * k + f]
   end
   ids[e + 1] = redis.call('XADD', KEYS[1], '*', unpack(args, 1, 2 * k))
 end
 if KEYS[3] then
-  local kept = cjson.encode({fingerprint = ARGV[6], answer = ARGV[7], ids = ids})
-  redis.call('SET', KEYS[3], kept, 'EX', tonumber(ARGV[5]))
+  -- Ids count up within a millisecond: kept as runs of {ms, first sequence, how many},
+  -- not a day of every id in full.
+  local runs, ms, seq, count = {}, nil, 0, 0
+  for i = 1, n do
+    local m, s = string.match(ids[i], '(%d+)-(%d+)')
+    s = tonumber(s)
+    if m == ms and s == seq + count then
+      count = count + 1
+    else
+      if ms then
+        runs[#runs + 1] = {ms, seq, count}
+      end
+      ms, seq, count = m, s, 1
+    end
+  end
+  runs[#runs + 1] = {ms, seq, count}
+  local kept = {fingerprint = ARGV[6], answer = ARGV[7], runs = runs}
+  redis.call('SET', KEYS[3], cjson.encode(kept), 'EX', tonumber(ARGV[5]))
 end
 redis.call('HINCRBY', KEYS[2], 'ingest_accepted', n)
 for name, amount in pairs(cjson.decode(ARGV[8])) do
@@ -213,13 +228,12 @@ def enqueue(
     args = [
         settings.stream_maxlen,
         settings.queue_max_bytes,
-        0,
+        size,
         len(names),
         ttl,
         fingerprint,
         answer,
         orjson.dumps(amounts or {}),
-        size,
         *names,
         *values,
     ]
@@ -290,8 +304,8 @@ def _kept(raw: bytes) -> dict | None:
         return None
     if not isinstance(kept, dict):  # an older key (Heroku's frame ids) kept only "1"
         return None
-    if kept.get("ids") == {}:  # cjson writes an empty table as an object
-        kept["ids"] = []
+    runs = kept.pop("runs", [])  # [ms, first sequence, how many] each
+    kept["ids"] = [f"{ms}-{int(seq) + i}" for ms, seq, count in runs for i in range(int(count))]
     return kept
 
 

@@ -55,7 +55,8 @@ def drain():
     except wire.WireError as exc:
         return _text(exc.status, exc.message)
     except intake.QueueFull as exc:
-        return _text(429, f"queue full ({exc.length} logs not yet stored)", **{"Retry-After": "5"})
+        wait = {"Retry-After": str(exc.retry_after)}  # from the drain's measured rate
+        return _text(429, f"queue full ({exc.length} logs not yet stored)", **wait)
     problems = [f"frame {r['index']}: {r['errors']}" for r in receipt.rejected[:10]]
     mismatch = logplex.count_problem(items, info)
     if mismatch:

@@ -46,14 +46,11 @@ def push():
     except loki.PushError as exc:
         return _text(400, str(exc))
     except intake.QueueFull as exc:
-        return _text(429, f"ingestion rate limit exceeded: {exc.length} logs queued", **_retry())
+        message = f"ingestion rate limit exceeded: {exc.length} logs queued"
+        return _text(429, message, **{"Retry-After": str(exc.retry_after)})
     if receipt.rejected:
         return _text(400, _rejected_text(receipt.rejected, len(items)))
     return "", 204
-
-
-def _retry() -> dict:
-    return {"Retry-After": "5"}
 
 
 def _rejected_text(rejected: list[dict], total: int) -> str:

@@ -49,7 +49,7 @@ def export():
     except intake.QueueFull as exc:
         message = f"queue full ({exc.length} logs not yet stored); retry"
         reply = otlp.status(RESOURCE_EXHAUSTED, message, as_json)
-        return _reply(429, reply, **{"Retry-After": "5"})
+        return _reply(429, reply, **{"Retry-After": str(exc.retry_after)})
     if damage:
         message = f"request damaged: {damage}; {len(receipt.ids)} records before it were kept"
         return _reply(400, otlp.status(INVALID_ARGUMENT, message, as_json))
