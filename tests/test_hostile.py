@@ -259,3 +259,33 @@ def test_a_loki_entry_whose_timestamp_nests_deep_is_refused_alone(served, keyed)
     ]
     answer = _raw(served, "/loki/api/v1/push", headers, body)
     assert answer.status == 400 and b"entry 1: " in answer.body, (answer.status, answer.body)
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        b'{"scopeLogs":[{"logRecords":[{"body":' + b"[" * 1000 + b"]" * 1000 + b"}]}]}",
+        b'{"scopeLogs":[[1]]}',
+    ],
+    ids=["nested-1000", "scope-not-an-object"],
+)
+def test_an_otlp_json_resource_that_cannot_be_read_is_damage_not_a_500(
+    served, keyed, r, db, resource
+):
+    # Found by the hostile run through gunicorn: protobuf's ParseDict of a 1,000-deep
+    # body raised RecursionError (and a scopeLogs entry that is not an object raised
+    # AttributeError), a 500 that cost the request's other resources.
+    tag = uuid.uuid4().hex[:8]
+    kept = b'{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"kept-%s"}}]}]}' % tag.encode()
+    body = b'{"resourceLogs":[' + kept + b"," + resource + b"]}"
+    headers = [
+        (b"Content-Type", b"application/json"),
+        (b"Authorization", b"Bearer " + run.INGEST.encode()),
+        (b"Content-Length", b"%d" % len(body)),
+    ]
+    answer = _raw(served, "/v1/logs", headers, body)
+    assert answer.status == 400 and b"1 records before it were kept" in answer.body, answer
+    run.drain_all(keyed, r)
+    db.rollback()
+    stored = db.execute(text("SELECT count(*) FROM logs WHERE message = :m"), {"m": f"kept-{tag}"})
+    assert stored.scalar() == 1
