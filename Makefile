@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test faults lint format bench bench-parsers bench-query bench-live bench-syslog bench-ingest bench-growth schemathesis browser rsyslog wrk clean
+.PHONY: run test faults hostile lint format bench bench-parsers bench-query bench-live bench-syslog bench-ingest bench-growth schemathesis browser rsyslog wrk clean
 
 ## run: set everything up, start web, worker, beat and Flower, print where to look
 run: $(STAMP)
@@ -82,6 +82,10 @@ wrk:
 ## schemathesis: fuzz every endpoint of /openapi.json against a throwaway stack
 schemathesis: $(STAMP)
 	$(PY) -m pytest tests/test_openapi_fuzz.py -p no:cacheprovider
+
+## hostile: 10,000 hostile requests against a keyed Sluice (in-process and gunicorn); `make test` runs 2,000
+hostile: $(STAMP)
+	HOSTILE_EXAMPLES=$${HOSTILE_EXAMPLES:-10000} $(PY) -m scripts.devstack test tests/test_hostile.py -k hostile_requests -p no:cacheprovider -rA
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .hypothesis .ruff_cache

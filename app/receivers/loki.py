@@ -63,12 +63,17 @@ def from_ns(ns: int) -> datetime:
 def entry_item(labels: dict, ns: int, line: str, structured: dict) -> dict:
     """One entry as LogSchema input: well-known labels become fields, all are kept."""
     both = {**labels, **structured}
+    metadata = {"labels": labels, "format": "loki"}
+    try:
+        timestamp = from_ns(ns)
+    except OverflowError:  # outside years 1-9999: stored at its received time, as a time
+        timestamp, metadata["original_timestamp"] = None, str(ns)  # past MAX_FUTURE_SECONDS is
     item = {
-        "timestamp": from_ns(ns),
+        "timestamp": timestamp,
         "message": line,
         "application": _first(both, APPLICATION_LABELS),
         "source": _first(both, SOURCE_LABELS),
-        "metadata": {"labels": labels, "format": "loki"},
+        "metadata": metadata,
     }
     level = normalize_level(_first(both, LEVEL_LABELS))
     if level:  # Loki's detected_level can be "unknown": keep the label, use the default
@@ -111,10 +116,13 @@ def _json_value(labels: dict, value) -> dict | Invalid:
     ns, line, structured = value[0], value[1], value[2] if len(value) == 3 else {}
     try:
         ns = int(ns)
-    except (TypeError, ValueError):
-        return Invalid({"timestamp": [f"not a nanosecond timestamp: {value[0]!r}"]})
+    except (TypeError, ValueError):  # no repr: the value may be nested past the stack
+        shown = repr(value[0])[:100] if isinstance(value[0], str) else type(value[0]).__name__
+        return Invalid({"timestamp": [f"not a nanosecond timestamp: {shown}"]})
     if not isinstance(line, str) or not isinstance(structured, dict):
         return Invalid({"_entry": ["the line must be a string, structured metadata an object"]})
+    if not all(isinstance(v, str | int | float | bool) for v in structured.values()):
+        return Invalid({"_entry": ["structured metadata values must be strings"]})
     return entry_item(labels, ns, line, {k: str(v) for k, v in structured.items()})
 
 

@@ -120,7 +120,13 @@ def decode_json(body: bytes) -> tuple[list[dict | Invalid], str | None]:
     for raw in found:
         try:
             message = json_format.ParseDict(_hex_ids(raw), logs_pb2.ResourceLogs())
-        except (json_format.ParseError, ValueError, TypeError) as exc:
+        except (
+            json_format.ParseError,
+            ValueError,
+            TypeError,
+            AttributeError,
+            RecursionError,
+        ) as exc:
             damage = damage or f"undecodable resourceLogs: {exc}"
             continue
         items.extend(resource_items(message))

@@ -15,7 +15,6 @@ carrying one and changing state, and every WebSocket upgrade, must come from thi
 from __future__ import annotations
 
 import base64
-import binascii
 import logging
 import math
 import re
@@ -91,7 +90,7 @@ def presented_key() -> tuple[str | None, str]:
     if scheme in ("basic", "apikey") and value:
         try:
             decoded = base64.b64decode(value, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8
             decoded = "" if scheme == "basic" else f":{value}"  # ES also sends the raw key
         user, _, password = decoded.partition(":")
         return (password or user or None), "header"

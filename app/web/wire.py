@@ -7,6 +7,7 @@ The faces answer in their protocols' own shapes, so errors here are raised as
 from __future__ import annotations
 
 from flask import current_app, request
+from werkzeug.exceptions import HTTPException
 
 from app.pipeline.connections import redis_client
 from app.receivers import bodies
@@ -35,7 +36,13 @@ def body(extra_encoding: str | None = None) -> bytes:
     """The request body with Content-Encoding (then `extra_encoding`) undone, bounded by
     MAX_CONTENT_LENGTH uncompressed; WireError 400/413 when it cannot be."""
     limit = settings().max_content_length
-    data = request.get_data(cache=False)
+    try:
+        data = request.get_data(cache=False)
+    except HTTPException:
+        raise  # werkzeug's own answers (413 over MAX_CONTENT_LENGTH, client gone)
+    except Exception as exc:  # the server could not read the body: the
+        # client's fault (gunicorn raises its ParseException, e.g. a bad chunk size)
+        raise WireError(400, f"The body could not be read: {exc}") from None
     try:
         data = bodies.decode(data, request.headers.get("Content-Encoding"), limit)
         if extra_encoding:
