@@ -496,3 +496,18 @@ def test_quick_log_takes_only_sluices_own_shape(item, quick):
     from app.pipeline.record import quick_log
 
     assert (quick_log(item) is not None) == quick
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b'{"message": "big", "n": 1e400}', b'{"message": "\xff\xfe"}', b'{"message": "\\ud800"}'],
+    ids=["number-beyond-double", "invalid-utf8", "lone-surrogate"],
+)
+@pytest.mark.parametrize("path", ["/data/fast", "/data/"])
+def test_an_unreadable_item_costs_only_itself(client, path, bad):
+    body = b'[{"message": "before"}, ' + bad + b', {"message": "after"}]'
+    response = post_json(client, path, body)
+    assert response.status_code in (201, 202), response.json
+    assert [r["index"] for r in response.json["rejected"]] == [1]
+    assert "Not valid JSON" in str(response.json["rejected"][0]["errors"])
+    assert len(response.json["ids"]) == 2

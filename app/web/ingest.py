@@ -101,11 +101,13 @@ def _json_items(body: bytes) -> list:
         deep = str(exc).startswith("depth limit")
         if deep and body.lstrip().startswith(b"{"):  # one log, too deep: refused as an item
             return [_json_item(body)]
-        parts = split_array(body) if deep else None
+        parts = split_array(body)
         if parts is None:
             raise APIError(400, "invalid_json", f"The body is not valid JSON: {exc}") from None
-        # One item nested past the decoder's own limit: decode the items one by one, so
-        # it is refused at its index and its neighbours keep their place.
+        # An array whose shape is sound but one item is not (nested past the decoder's
+        # limit, a number no double holds, bad UTF-8, a lone surrogate): decode the items
+        # one by one, so that one is refused at its index and its neighbours keep their
+        # place.
         return [_json_item(part) for part in parts]
     return parsed if isinstance(parsed, list) else [parsed]
 
