@@ -76,11 +76,16 @@ def gunicorn_workers(stack: Stack) -> list[psutil.Process]:
     return [p for p in stack.processes("web") if is_gunicorn(p) and is_gunicorn(p.parent())]
 
 
-def kill_web_worker(stack: Stack) -> None:
-    """SIGKILL the longest-serving gunicorn worker (the master replaces it)."""
+def kill_web_worker(stack: Stack, serving_for: float = 1.5) -> bool:
+    """SIGKILL the longest-serving gunicorn worker (the master replaces it); False when
+    every worker is younger than `serving_for` seconds (still booting: killing it would
+    cut no request)."""
     victim = min(gunicorn_workers(stack), key=lambda p: p.create_time())
+    if time.time() - victim.create_time() < serving_for:
+        return False
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
+    return True
 
 
 def queue_state(stack: Stack) -> dict:

@@ -88,6 +88,7 @@ class Load:
         self.outcomes: Counter[str] = Counter()  # every answer, by status or error name
         self.given_up: list[int] = []
         self._lock = threading.Lock()
+        self.in_flight = 0  # requests sent and not yet answered
         self._threads: list[threading.Thread] = []
         self._started = 0.0
 
@@ -128,6 +129,15 @@ class Load:
         """Block until at least `f` of the load is acknowledged."""
         wait_for(lambda: self.fraction() >= f or self.done(), timeout=timeout, interval=0.02)
 
+    def wait_in_flight(self, timeout: float = 1.0) -> bool:
+        """Until some request is on its way (True), or `timeout` passes (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.in_flight:
+                return True
+            time.sleep(0.001)
+        return False
+
     def errors(self) -> int:
         """Answers other than 202."""
         with self._lock:
@@ -152,6 +162,8 @@ class Load:
         headers = {"Content-Type": "application/json", "Idempotency-Key": f"{self.run}-{b}"}
         first = time.monotonic()
         while True:
+            with self._lock:
+                self.in_flight += 1
             try:
                 response = session.post(
                     f"{self.url}/data/fast", data=body, headers=headers, timeout=10
@@ -162,6 +174,7 @@ class Load:
                 session.close()
                 session = requests.Session()  # a reset connection: start clean
             with self._lock:
+                self.in_flight -= 1
                 self.outcomes[outcome] += 1
             if response is not None and response.status_code == 202:
                 accepted = response.json()["accepted"]
