@@ -1,7 +1,7 @@
 """Syslog benchmark: octet-counted TCP from several connections to committed rows,
 Sluice against rsyslog's ompgsql writing into the same PostgreSQL.
 
-    python -m bench.syslog [--logs 100000] [--connections 4] [--workers 2]
+    python -m bench.syslog [--logs 100000] [--connections 4] [--workers 2] [--drain-writers 1]
 
 Both receive the same RFC 5424 frames. Sluice: the Procfile's `syslog`, `worker` and
 `beat` processes (listener -> stream -> drain -> `logs`). rsyslog: Debian's rsyslogd with
@@ -109,7 +109,9 @@ def measure(port: int, dsn: str, table: str, count: int, connections: int) -> di
 
 def run_sluice(url: str, tmp: Path, args) -> dict:
     """Sluice's listener, workers and beat against the throwaway database."""
-    settings = isolated_settings(url, "bench-syslog", batch_size=500)
+    settings = isolated_settings(
+        url, "bench-syslog", batch_size=500, drain_writers=args.drain_writers
+    )
     port = free_udp_and_tcp_port()
     stack = Stack(
         settings,
@@ -157,6 +159,7 @@ def main() -> None:
     parser.add_argument("--logs", type=int, default=100_000)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--drain-writers", type=int, default=1, help="DRAIN_WRITERS")
     args = parser.parse_args()
     if shutil.which("rsyslogd") is None:
         raise SystemExit(
