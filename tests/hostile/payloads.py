@@ -138,6 +138,7 @@ class Built:
     decodable: bool = True  # the body is one well-formed document of its format
     extra_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     items: list = field(default_factory=list)  # what was sent, told (for failure messages)
+    inflated: int = 0  # its size once the protocol's own compression (snappy) is undone
 
 
 def marker(run: str, n: int) -> str:
@@ -337,6 +338,7 @@ def _loki_proto(items, marks, valid):
         bytes(cramjam.snappy.compress_raw(body)),
         valid,
         len(items),
+        inflated=len(body),  # MAX_CONTENT_LENGTH bounds the body once snappy is undone
     )
 
 

@@ -195,7 +195,7 @@ def must_ack(built: Built, mode: str, auth: str, limit: int) -> bool:
         mode in CLEAN
         and auth in GOOD_AUTH
         and built.decodable
-        and len(built.body) <= limit
+        and max(len(built.body), built.inflated) <= limit
         and bool(built.valid)
     )
 
