@@ -64,7 +64,14 @@ def _resuming_client(server: str, stop, connected, seen: list[int], sessions: li
         time.sleep(rng.uniform(0.02, 0.2))
         client.close()
         client.thread.join(5)
-        ids = [log["id"] for log in client.logs()]
+        # A client too slow for the live stream is told `dropped` (README "Live view"):
+        # it keeps what came before the notice and resumes from there, as the UI does.
+        ids = []
+        for message in client.messages:
+            if message["type"] == "dropped":
+                break
+            if message["type"] == "logs":
+                ids.extend(log["id"] for log in message["logs"])
         seen.extend(ids)
         sessions.append(len(ids))
         last = seen[-1] if seen else 0
