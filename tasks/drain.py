@@ -34,7 +34,14 @@ from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, Operationa
 
 from app.pipeline import fanout, lease, store, stream
 from app.pipeline.connections import engine, redis_client
-from app.pipeline.record import DEFAULT_LIMITS, Limits, canonical_log, log_schema, raw_to_data
+from app.pipeline.record import (
+    DEFAULT_LIMITS,
+    Limits,
+    canonical_log,
+    log_schema,
+    quick_log,
+    raw_to_data,
+)
 from app.pipeline.stream import Entry
 from config import Settings
 from tasks.celery_app import stopping
@@ -93,6 +100,11 @@ def _decode(fields: dict[bytes, bytes], received: datetime, limits: Limits) -> d
         except UnicodeDecodeError:
             raise Rejected("raw line is not UTF-8") from None
         data = raw_to_data(line, fields.get(b"f", b"").decode() or None, received, limits)
+        # What the parsers give is mostly in Sluice's own shape already, and a schema
+        # load costs several times the parse (a syslog line: ~64 us against ~10 us).
+        quick = quick_log(data)
+        if quick is not None:
+            return quick
     else:
         raise Rejected("entry has no body (no 'd' or 'r' field)")
     try:

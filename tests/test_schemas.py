@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.pipeline.record import canonical_log, load_logs, log_schema, to_stream_json
+from app.pipeline.record import (
+    canonical_log,
+    load_logs,
+    log_schema,
+    quick_log,
+    raw_to_data,
+    to_stream_json,
+)
 from parsers.fields import LEVELS
 
 names = st.one_of(st.none(), st.text(max_size=300))
@@ -73,3 +80,56 @@ def test_timestamps_become_utc():
     log = log_schema.load({"message": "x", "timestamp": "2024-01-01T05:00:00+05:00"})
     assert log["timestamp"] == datetime(2024, 1, 1, tzinfo=UTC)
     assert log["timestamp"].utcoffset().total_seconds() == 0
+
+
+# --- the drain's quick check on parsed raw lines ------------------------------------------
+
+NOW = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+# One line of each format the drain parses, as shippers send them; each is in Sluice's
+# own shape once parsed, so the schema load is skipped for all of them.
+PARSED_LINES = [
+    "<134>1 2026-12-02T09:59:00.123Z web01 checkout 4242 ID47 - payment failed order=123",
+    '<11>1 2026-12-02T09:59:00Z h app - - [origin ip="10.0.0.1"] disk full',
+    "<13>Dec  2 09:59:00 web01 sshd[812]: Accepted publickey for deploy",
+    '127.0.0.1 - frank [02/Dec/2026:09:59:00 +0000] "GET /a HTTP/1.1" 200 2326',
+    'ts=2026-12-02T09:59:00Z level=warn msg="slow query" duration=2.5s',
+    '{"message": "json line", "level": "error", "service": "api", "user": 7}',
+    "a line in no format at all",
+]
+raw_lines = st.one_of(
+    st.sampled_from(PARSED_LINES),
+    st.text(max_size=120),
+    st.builds(lambda a, b: a + b, st.sampled_from(PARSED_LINES), st.text(max_size=20)),
+)
+
+
+@pytest.mark.parametrize("line", PARSED_LINES)
+def test_parsed_lines_take_the_quick_check_and_agree_with_the_schema(line):
+    data = raw_to_data(line, None, NOW)
+    quick = quick_log(data)
+    assert quick is not None, data
+    assert quick == log_schema.load(data)
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["   ", "a\x00b", "<13>1 - - - - - \x00"],
+    ids=["blank", "nul", "syslog-with-nul"],
+)
+def test_parsed_lines_the_schema_must_judge_are_left_to_it(line):
+    assert quick_log(raw_to_data(line, None, NOW)) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(line=raw_lines)
+def test_quick_check_of_a_parsed_line_is_the_schema_or_nothing(line):
+    from marshmallow import ValidationError
+
+    data = raw_to_data(line, None, NOW)
+    quick = quick_log(data)
+    try:
+        loaded = log_schema.load(data)
+    except ValidationError as exc:
+        assert quick is None, f"quick check took what the schema refuses: {exc.messages}"
+    else:
+        assert quick is None or quick == loaded

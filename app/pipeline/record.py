@@ -236,10 +236,11 @@ def canonical_log(data: object, encoded: bytes) -> dict | None:
 
 
 def quick_log(item: object) -> dict | None:
-    """`canonical_log` for an item sent to ingest: the log `LogSchema` would load from an
-    item already in Sluice's own shape (known keys, a canonical level, an ISO time with
-    its offset), or None for the schema to judge. Most senders of the JSON API send that
-    shape, and this costs a fraction of a schema load."""
+    """`canonical_log` for an item sent to ingest, or for a raw line as `raw_to_data`
+    parsed it: the log `LogSchema` would load from an item already in Sluice's own shape
+    (known keys, a canonical level, an ISO time with its offset or an aware datetime),
+    or None for the schema to judge. Most senders of the JSON API send that shape, the
+    parsers give it, and this costs a fraction of a schema load."""
     log = _canonical(item)
     if log is None:
         return None
@@ -248,7 +249,10 @@ def quick_log(item: object) -> dict | None:
     ):
         return None
     if log["metadata"]:
-        encoded = jsoncodec.dumps(log["metadata"])
+        try:
+            encoded = jsoncodec.dumps(log["metadata"])
+        except (TypeError, ValueError):  # not JSON-able: the schema names the problem
+            return None
         if len(encoded) > MAX_METADATA_BYTES or b"\\u0000" in encoded:
             return None
     return log
@@ -267,7 +271,14 @@ def _canonical(data: object) -> dict | None:
         if value is not None and (not isinstance(value, str) or len(value) > MAX_NAME_CHARS):
             return None
     timestamp = data.get("timestamp")
-    if timestamp is not None:
+    if isinstance(timestamp, datetime):  # a parser's (`raw_to_data`), not JSON's
+        if timestamp.tzinfo is None:
+            return None
+        try:
+            timestamp = timestamp.astimezone(UTC)
+        except OverflowError:
+            return None
+    elif timestamp is not None:
         try:
             parsed = datetime.fromisoformat(timestamp)
             if parsed.tzinfo is None:  # canonical stamps carry their offset
