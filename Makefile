@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test faults hostile lint format bench bench-parsers bench-query bench-live bench-syslog bench-ingest bench-growth schemathesis browser rsyslog wrk clean
+.PHONY: run test faults hostile lint format bench bench-parsers bench-query bench-live bench-syslog bench-ingest bench-growth flamegraphs schemathesis browser rsyslog wrk clean
 
 ## run: set everything up, start web, worker, beat and Flower, print where to look
 run: $(STAMP)
@@ -74,6 +74,14 @@ bench-ingest: $(STAMP) wrk
 ## bench-growth: ingest rows/s and query p95s at 1M, 10M, 30M stored rows; docs/perf/growth.png
 bench-growth: $(STAMP)
 	$(PY) -m bench.growth
+
+## flamegraphs: py-spy flame graphs of this checkout under load, into docs/perf/ (docs/perf/README.md):
+## a POST /data/fast worker, the drain on a 15,000-log backlog, the web worker of 500 live watchers
+flamegraphs: $(STAMP)
+	$(PY) -m bench.ingest_profile docs/perf/ingest-after.svg
+	$(VENV)/bin/py-spy record --idle --rate 100 --output docs/perf/drain-after.svg \
+		-- $(PY) -m bench.writepath --drain 15000
+	$(PY) -m bench.live --seconds 15 --flamegraph docs/perf/live-after.svg
 
 ## wrk: Debian's wrk, the load generator of bench-ingest
 wrk:
