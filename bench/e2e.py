@@ -2,6 +2,7 @@
 
     python -m bench.e2e [--logs 100000] [--posters 4] [--batch 100] [--workers 2]
     python -m bench.e2e --backlog --writers 1,2 [--logs 50000]
+    python -m bench.e2e --flower    (Flower too, as `make run` starts it; then what it saw)
 
 Starts the real Procfile processes (gunicorn/gevent web, Celery worker, beat) against a
 throwaway database and unique stream names, then measures, in one run:
@@ -13,11 +14,17 @@ With `--backlog`, instead of 2 and 3: for each DRAIN_WRITERS value in `--writers
 stream is filled with the logs first (nothing drains yet), then a worker with
 DRAIN_WRITERS + 1 processes and beat are started, and the drain rate is timed between
 10 % and 90 % of the rows committed (so the workers' start-up is not counted).
+
+With `--flower`, Flower runs beside them (its event consumer is part of the default
+process set) and, after the run, its API is asked what it saw: the drain tasks by state
+and the stored / duplicates / dead counts their results carry, summed.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import collections
 import io
 import random
 import tempfile
@@ -206,6 +213,28 @@ def main_backlog(args, logs: list[dict], copy_rate: float) -> None:
         )
 
 
+def flower_drains(stack: Stack) -> str:
+    """What Flower's API shows of the drain tasks: how many, by state, and their counts."""
+    tasks = stack.wait_http("/api/tasks?taskname=sluice.drain", port=stack.flower_port).json()
+    states = collections.Counter(t["state"] for t in tasks.values())
+    sums: collections.Counter = collections.Counter()
+    busy = 0
+    for task in tasks.values():
+        try:
+            result = ast.literal_eval(task.get("result") or "None")
+        except (ValueError, SyntaxError):
+            continue
+        if isinstance(result, dict) and "stored" in result:
+            sums.update({k: result.get(k, 0) for k in ("stored", "duplicates", "dead")})
+            busy += result["stored"] > 0
+    shown = ", ".join(f"{n} {state}" for state, n in states.most_common())
+    return (
+        f"Flower: {len(tasks)} sluice.drain tasks ({shown}); {busy} with stored > 0; "
+        f"their results sum to {sums['stored']:,} stored, {sums['duplicates']:,} duplicates, "
+        f"{sums['dead']:,} dead"
+    )
+
+
 def main() -> None:
     """Run the three measurements and print them with the reference."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -218,6 +247,7 @@ def main() -> None:
     parser.add_argument("--drain-writers", type=int, default=1, help="DRAIN_WRITERS")
     parser.add_argument("--backlog", action="store_true", help="time draining a full stream")
     parser.add_argument("--writers", default="1,2", help="DRAIN_WRITERS values (--backlog)")
+    parser.add_argument("--flower", action="store_true", help="run Flower too; report its view")
     args = parser.parse_args()
     rng = random.Random(42)
     logs = [realistic_log(rng) for _ in range(args.logs)]
@@ -241,8 +271,11 @@ def main() -> None:
             settings, Path(tmp), WORKER_CONCURRENCY=str(args.workers), LOG_LEVEL="WARNING"
         )
         try:
-            stack.start("web", "worker", "beat")
+            stack.start("web", "worker", "beat", *(["flower"] if args.flower else []))
             e2e = end_to_end(stack, url, logs, args.batch, args.posters)
+            if args.flower:  # the drain still running reports when its budget ends
+                time.sleep(settings.drain_budget + 1)
+            seen = flower_drains(stack) if args.flower else None
             lat = latency(stack, args.latency_rate, args.latency_seconds, rng)
         finally:
             stack.stop_all()
@@ -255,6 +288,8 @@ def main() -> None:
         f"POST -> WebSocket latency at {args.latency_rate} logs/s: "
         f"p50 {percentile(lat, 50):.1f} ms, p99 {percentile(lat, 99):.1f} ms ({len(lat)} logs)"
     )
+    if seen:
+        print(seen)
 
 
 if __name__ == "__main__":
