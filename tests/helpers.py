@@ -54,3 +54,19 @@ def redis_url_without(r, settings, name: str, command: str) -> str:
     )
     parts = urlsplit(settings.redis_url)
     return parts._replace(netloc=f"{name}:x@{parts.hostname}:{parts.port or 6379}").geturl()
+
+
+def assert_quick_log_is_the_schema_or_nothing(data) -> None:
+    """`record.quick_log(data)` is what `LogSchema` loads from `data`, or None: it never
+    takes what the schema refuses, nor gives another log."""
+    from marshmallow import ValidationError
+
+    from app.pipeline.record import log_schema, quick_log
+
+    quick = quick_log(data)
+    try:
+        loaded = log_schema.load(data)
+    except ValidationError as exc:
+        assert quick is None, f"quick check took what the schema refuses: {exc.messages}"
+    else:
+        assert quick is None or quick == loaded
