@@ -3,10 +3,12 @@ work, and a look at the queue to know when everything has settled."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 import redis
@@ -86,6 +88,41 @@ def kill_web_worker(stack: Stack, serving_for: float = 1.5) -> bool:
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
     return True
+
+
+def cut_request_mid_body(stack: Stack) -> str:
+    """Send the headers and half the body of a `POST /data/fast`, SIGKILL the gunicorn
+    worker reading it, and return what the client saw (an error name, or the status if the
+    request was somehow answered). The cut lands for certain, where a kill aimed at a paced
+    load's short requests lands only by chance; nothing was appended, so nothing is owed."""
+    url = urlsplit(stack.url)
+    body = b'[{"message": "never finished", "source": "cut"}]'
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    try:
+        conn.putrequest("POST", "/data/fast")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders()
+        conn.send(body[: len(body) // 2])
+        client_port = conn.sock.getsockname()[1]
+
+        def reader() -> psutil.Process | None:
+            for p in gunicorn_workers(stack):
+                with_conn = [c for c in p.net_connections("tcp") if c.raddr]
+                if any(c.raddr.port == client_port for c in with_conn):
+                    return p
+            return None
+
+        victim = wait_for(reader, timeout=10, interval=0.01)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        try:
+            conn.send(body[len(body) // 2 :])
+            return f"answered {conn.getresponse().status}"
+        except (OSError, http.client.HTTPException) as exc:
+            return type(exc).__name__
+    finally:
+        conn.close()
 
 
 def queue_state(stack: Stack) -> dict:
