@@ -6,6 +6,7 @@ import time
 
 import orjson
 import pytest
+import redis
 from sqlalchemy import text
 
 from app.pipeline import counters, lease, stream
@@ -34,6 +35,29 @@ def test_drains_everything_and_acks(r, settings, db):
     assert status["pending_messages"] == 0
     assert status["lag"] == 0
     assert status["length"] <= 1  # acked entries are trimmed (the last delivered may stay)
+
+
+class AcksBeforeXpending(redis.Redis):
+    """A client whose XPENDING comes just after another consumer acked every pending
+    entry: the interleaving four drainers hit in CI (group info said pending, XPENDING
+    then found none)."""
+
+    other: redis.Redis  # the consumer that acks
+
+    def xpending(self, name, groupname):
+        pending = super().xpending_range(name, groupname, "-", "+", 10_000)
+        self.other.xack(name, groupname, *[p["message_id"] for p in pending])
+        return super().xpending(name, groupname)
+
+
+def test_trim_after_another_consumer_acked_the_pending_entries(r, settings):
+    stream.ensure_group(r, settings)
+    add(r, settings, 5)
+    assert len(stream.read_new(r, settings, "c1", 10)) == 5  # delivered, pending
+    racing = AcksBeforeXpending.from_url(settings.redis_url)
+    racing.other = r
+    assert stream.trim_acked(racing, settings) == 4  # all but the last delivered
+    assert r.xpending(settings.stream_name, settings.consumer_group)["pending"] == 0
 
 
 def test_missing_timestamp_is_the_entry_time(r, settings, db):

@@ -490,8 +490,9 @@ def trim_acked(r: redis.Redis, settings: Settings) -> int:
         return 0
     safe = group["last-delivered-id"].decode()
     if group["pending"]:
-        summary = r.xpending(settings.stream_name, settings.consumer_group)
-        safe = min(safe, summary["min"].decode(), key=_id_key)
+        oldest = r.xpending(settings.stream_name, settings.consumer_group)["min"]
+        if oldest is not None:  # None: another consumer acked the rest meanwhile
+            safe = min(safe, oldest.decode(), key=_id_key)
     return r.xtrim(settings.stream_name, minid=safe, approximate=False)
 
 
