@@ -9,6 +9,8 @@ One chunk (BATCH_SIZE entries) is one transaction. Per chunk:
 4. insert with ON CONFLICT DO NOTHING (in parallel with other drains), then commit and
    publish in id order with them (`store.write_in_commit_order`);
 5. dead-letter the rejects, XACK everything and count it in one MULTI.
+About once a second (COUNT_EVERY) a drain also adds what was stored to /logs/stats'
+per-minute counts (`rollup.catch_up`, in a transaction of its own).
 A crash (or a failed publish) anywhere before 5 leaves the entries pending: they are read
 again and, being keyed on their stream id, stored at most once. A redelivered entry found
 already stored is published again (live clients skip ids they have) and counted as
@@ -32,7 +34,7 @@ from marshmallow import ValidationError
 from sqlalchemy import Connection
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 
-from app.pipeline import fanout, lease, store, stream
+from app.pipeline import fanout, lease, rollup, store, stream
 from app.pipeline.connections import engine, redis_client
 from app.pipeline.record import (
     DEFAULT_LIMITS,
@@ -47,6 +49,10 @@ from config import Settings
 from tasks.celery_app import stopping
 
 log = logging.getLogger(__name__)
+
+# Seconds between a drain's rollup catch-ups: stats read the logs not yet counted from
+# `logs` itself, so this bounds that work (about a second of logs), not their accuracy.
+COUNT_EVERY = 1.0
 
 
 class Rejected(Exception):
@@ -153,10 +159,10 @@ def store_chunk(
 
     def insert(c, rs, isolate=False):
         if isolate:  # find the row the database refuses, alone: it costs no other its place
-            ok, bad = store.insert_each(c, rs, count=False)
+            ok, bad = store.insert_each(c, rs)
             refused.extend(bad)
         else:
-            ok = store.insert_logs(c, rs, count=False)  # counted in commit order
+            ok = store.insert_logs(c, rs)
         new = {row["stream_id"] for row in ok}
         again = [row for row in rs if row["stream_id"] in redelivered - new]
         recovered[:] = store.already_stored(c, again) if again else []
@@ -212,15 +218,20 @@ def drain_stream(
     stats = DrainStats()
     deadline = time.monotonic() + budget
     recovering = True  # recovery reads (own pending, idle claims) until they run dry
+    count_at = time.monotonic()  # at once: what the drain before this one stored last
     while (remaining := deadline - time.monotonic()) > 0 and not should_stop():
         with eng.connect() as conn:
             entries = stream.read_recovered(r, settings, consumer) if recovering else []
             if not entries:
                 recovering = False
-                block_ms = max(int(min(remaining, 1.0) * 1000), 1)
+                block_ms = max(int(min(remaining, COUNT_EVERY) * 1000), 1)
                 entries = stream.read_new(r, settings, consumer, block_ms)
             if entries:
                 store_chunk(conn, r, settings, entries, stats)
+            if time.monotonic() >= count_at:
+                rollup.catch_up(conn)
+                conn.commit()
+                count_at = time.monotonic() + COUNT_EVERY
     if stats.chunks:
         stream.trim_acked(r, settings)
         stats.lag = stream.lag(r, settings)

@@ -48,7 +48,9 @@ def _step(conn, name: str, work, skipped: list[str], default):
 
 def _drop_expired(conn, retention_days: int, today) -> list[str]:
     """Drop the expired partitions and, in the same transaction, their days' counts in
-    the rollup, so /logs/stats never counts a log that is gone."""
+    the rollup, so /logs/stats never counts a log that is gone (no catch-up counts
+    meanwhile: the mark is held)."""
+    rollup.hold_mark(conn)
     dropped = partitions.drop_expired(conn, retention_days, today)
     for name in dropped:
         day = datetime.strptime(name.removeprefix("logs_p"), "%Y%m%d").replace(tzinfo=UTC)
@@ -81,10 +83,11 @@ def maintain(settings: Settings, today=None) -> dict:
             [],
         )
         # The default partition holds only logs dated outside every daily partition: few.
+        rollup.hold_mark(conn)  # so the rows counted so far stay the rows counted
         stray = conn.execute(
             text(
                 "DELETE FROM logs_default WHERE timestamp < :cutoff "
-                "RETURNING timestamp, level, source, application"
+                "RETURNING id, timestamp, level, source, application"
             ),
             {"cutoff": cutoff},
         ).mappings()

@@ -43,11 +43,22 @@ def make_rows(count: int, seed: int) -> list[dict]:
     ]
 
 
-def insert(db, rows: list[dict]) -> list[dict]:
-    db.execute(text("SELECT 1"))  # begin: insert_logs writes through the DBAPI cursor
-    stored = store.insert_logs(db, rows)
-    db.commit()
+def insert(db, rows: list[dict], count: bool = True) -> list[dict]:
+    """Store rows as the writers do (in commit order); then, with `count`, catch up."""
+    stored = store.write_in_commit_order(db, rows, lambda stored: None)
+    if count:
+        catch_up(db)
     return stored
+
+
+def catch_up(db) -> int:
+    """Catch up until every stored log is counted; how many were."""
+    total = 0
+    while n := rollup.catch_up(db, limit=400):
+        db.commit()
+        total += n
+    db.commit()
+    return total
 
 
 ALL = " + ".join(rollup.COUNTS)
@@ -78,10 +89,14 @@ def snapshot(db) -> dict[str, set]:
     return out
 
 
+LATE = 200  # logs stored after the last catch-up: stats read them from `logs`
+
+
 @pytest.fixture(scope="module")
 def stored_module(base_settings):
     """1,500 logs over 3 h stored in chunks of 100, then three chunks redelivered and a
-    chunk with a refused row stored row by row (the drain's isolation path)."""
+    chunk with a refused row stored row by row (the drain's isolation path), all
+    counted; then LATE more, not counted yet."""
     url = base_settings.database_url
     with engine(url).connect() as db:
         db.execute(text("TRUNCATE logs, logs_rollup, logs_rollup_hourly, logs_rollup_levels"))
@@ -99,6 +114,11 @@ def stored_module(base_settings):
         ok, failed = store.insert_each(db, extra)
         db.commit()
         assert len(ok) == 2 and [i for i, _ in failed] == [2]
+        assert catch_up(db) == 2
+        late = make_rows(LATE, seed=10)
+        for r in late:
+            r["stream_id"] = "late-" + r["stream_id"]
+        insert(db, late, count=False)
     yield
     with engine(url).connect() as db:
         db.execute(text("TRUNCATE logs, logs_rollup, logs_rollup_hourly, logs_rollup_levels"))
@@ -114,26 +134,22 @@ def reader(base_settings, stored_module):
 
 def test_counts_only_what_was_stored(base_settings, stored_module):
     with engine(base_settings.database_url).connect() as db:
-        assert count_logs(db) == 1502
+        assert count_logs(db) == 1502 + LATE
+        mark = rollup.mark_of(db)
+        assert count_logs(db, "id <= :m", m=mark) == 1502
         assert rollup_totals(db) == (1502, 1502, 1502)
         per_level = ", ".join(f"count(*) FILTER (WHERE level = '{v}')" for v in LEVELS)
         by_minute = db.execute(
             text(
                 "SELECT count(*) FROM (SELECT date_bin('1 minute', timestamp, 'epoch') m, "
-                f"source, application, {per_level} FROM logs GROUP BY 1, 2, 3 EXCEPT "
+                f"source, application, {per_level} FROM logs WHERE id <= :m "
+                "GROUP BY 1, 2, 3 EXCEPT "
                 f"SELECT minute, source, application, {', '.join(rollup.COUNTS)} "
                 "FROM logs_rollup) x"
-            )
+            ),
+            {"m": mark},
         ).scalar_one()
         assert by_minute == 0
-
-
-def test_rebuild_gives_the_same_counts(base_settings, stored_module):
-    with engine(base_settings.database_url).connect() as db:
-        before = snapshot(db)
-        rollup.rebuild(db)
-        db.commit()
-        assert snapshot(db) == before
 
 
 def moments(offset_s: float) -> datetime:
@@ -182,9 +198,23 @@ def test_whole_window_matches_the_table(reader, base_settings, stored_module):
         + urlencode({"since": START.isoformat(), "until": (START + SPAN).isoformat()})
     ).json
     with engine(base_settings.database_url).connect() as db:
-        assert body["total"] == count_logs(db) == 1502
+        assert body["total"] == count_logs(db) == 1502 + LATE
+        assert count_logs(db, "id > :m", m=rollup.mark_of(db)) == LATE  # not counted yet
         for level, n in body["levels"].items():
             assert n == count_logs(db, "level = :l", l=level)
+
+
+def test_rebuild_gives_the_counts_of_a_catch_up(base_settings, stored_module):
+    """Last of the module's tests: it counts the late logs."""
+    with engine(base_settings.database_url).connect() as db:
+        assert catch_up(db) == LATE
+        before = snapshot(db)
+        last = db.execute(text("SELECT max(id) FROM logs")).scalar_one()
+        assert rollup.mark_of(db) == last
+        rollup.rebuild(db)
+        db.commit()
+        assert snapshot(db) == before
+        assert rollup.mark_of(db) == last
 
 
 # ---------------------------------------------------------------- retention
@@ -221,18 +251,23 @@ def test_retention_drops_the_counts_with_the_logs(settings, db, tidy):
         for d in days
         for h in (0, 12, 23)
     ]
-    rows += [
-        {"timestamp": t, "level": "WARN", "message": "m", "stream_id": None}
-        for t in (stray_old, stray_old, stray_new)
-    ]
+    rows.append({"timestamp": stray_old, "level": "WARN", "message": "m", "stream_id": None})
     insert(db, rows)
-    assert rollup_totals(db) == (15, 15, 15)
+    assert rollup_totals(db) == (13, 13, 13)
+    # Stored since the last catch-up: expired or not, these were never counted.
+    late = [
+        {"timestamp": t, "level": "WARN", "message": "m", "stream_id": None}
+        for t in (stray_old, stray_new)
+    ] + [{**rows[-2], "id": None}]  # on a day that expires
+    insert(db, late, count=False)
 
     result = maintain(settings.with_overrides(retention_days=14), today=TODAY)
 
     assert len(result["dropped"]) == 2 and result["expired_default_rows"] == 2
     left = count_logs(db)
-    assert left == 7  # two days of three logs, and the new stray
+    assert left == 8  # two days of three logs, the new stray and a late log
+    assert rollup_totals(db) == (6, 6, 6)  # the late ones not yet
+    assert catch_up(db) == 2
     assert rollup_totals(db) == (left, left, left)
     minutes = db.execute(text("SELECT min(minute) FROM logs_rollup")).scalar_one()
     db.rollback()
@@ -242,8 +277,9 @@ def test_retention_drops_the_counts_with_the_logs(settings, db, tidy):
     assert zero == 0
 
 
-def test_concurrent_writers_on_the_same_minutes_neither_deadlock_nor_lose_counts(settings, db):
-    """Writers that commit in parallel (no commit-order lock) adding to the same keys."""
+def test_concurrent_writers_and_catch_ups_neither_deadlock_nor_lose_counts(settings, db):
+    """Four writers storing into the same two minutes in parallel while two counters
+    catch up in a loop: every log counted once."""
     rows = make_rows(2000, seed=11)
     for r in rows:  # all into two minutes: every chunk touches the same hot keys
         r["timestamp"] = START + timedelta(seconds=r["timestamp"].timestamp() % 120)
@@ -251,22 +287,79 @@ def test_concurrent_writers_on_the_same_minutes_neither_deadlock_nor_lose_counts
     chunks = [rows[i : i + 50] for i in range(0, len(rows), 50)]
     errors = []
 
+    writing = threading.Event()
+    counted = []
+
     def writer(mine):
         try:
             with engine(settings.database_url).connect() as conn:
                 for chunk in mine:
-                    insert(conn, chunk)
+                    insert(conn, chunk, count=False)
         except Exception as exc:  # reported below; a deadlock would land here
             errors.append(exc)
 
+    def counter():
+        try:
+            with engine(settings.database_url).connect() as conn:
+                while writing.is_set():
+                    counted.append(rollup.catch_up(conn, limit=150))
+                    conn.commit()
+        except Exception as exc:
+            errors.append(exc)
+
+    writing.set()
+    counters = [threading.Thread(target=counter) for _ in range(2)]
     threads = [threading.Thread(target=writer, args=(chunks[n::4],)) for n in range(4)]
-    for t in threads:
+    for t in counters + threads:
         t.start()
     for t in threads:
         t.join()
+    writing.clear()
+    for t in counters:
+        t.join()
     assert errors == []
     assert count_logs(db) == 2000
+    assert sum(n for n in counted if n) > 0  # the counters did count while writers wrote
+    catch_up(db)
     assert rollup_totals(db) == (2000, 2000, 2000)
+
+
+def test_a_catch_up_counts_no_log_of_a_transaction_still_open(settings, db):
+    """An earlier block still uncommitted holds back the later ones (commit order), so a
+    catch-up meanwhile counts neither, and the mark stays below both."""
+    insert(db, make_rows(10, seed=20))
+    before = rollup.mark_of(db)
+    db.rollback()
+    eng = engine(settings.database_url)
+    with eng.connect() as first, eng.connect() as counter:
+        ids, _ = store.reserve_ids(first, 5)
+        rows = make_rows(5, seed=21)
+        for row, reserved in zip(rows, ids, strict=True):
+            row["id"] = reserved
+            row["stream_id"] = f"open-{reserved}"
+        store.insert_logs(first, rows)
+        assert rollup.catch_up(counter) == 0
+        counter.commit()
+        assert rollup.mark_of(counter) == before
+        counter.rollback()
+        first.commit()
+        store.release_ids(first, ids[0])
+        assert rollup.catch_up(counter) == 5
+        counter.commit()
+        assert rollup.mark_of(counter) == ids[-1]
+    assert rollup_totals(db) == (15, 15, 15)
+
+
+def test_a_catch_up_skips_while_the_mark_is_held(settings, db):
+    insert(db, make_rows(10, seed=22), count=False)
+    eng = engine(settings.database_url)
+    with eng.connect() as holder, eng.connect() as counter:
+        rollup.hold_mark(holder)
+        assert rollup.catch_up(counter) is None  # skipped, not waiting
+        counter.commit()
+        holder.commit()
+        assert rollup.catch_up(counter) == 10
+        counter.commit()
 
 
 def test_stats_read_the_rollup_when_it_covers_the_filters(client, db):

@@ -1,32 +1,46 @@
-"""Exact counts of stored logs per minute, kept in the transaction that stores them, so
-`/logs/stats` sums a few thousand counts instead of scanning every log of its window.
+"""Exact counts of stored logs per minute, so `/logs/stats` sums a few thousand counts
+instead of scanning every log of its window.
 
-Writing: `count_stored(conn, stored)` is called by `store.write_in_commit_order` (after
-its turn to commit, so parallel writers lock the shared minute rows in commit order) with
-the rows it actually inserted (a redelivered entry skipped by ON CONFLICT is not returned, so it is
-not counted again), in the caller's transaction: a chunk rolled back takes its counts
-with it. Three grains (migration 0003 has the measurements behind them): minute x source
-x application, minute, hour x source x application, each with a count per level.
+Writing: the writers do not count. `catch_up(conn)` (the drain runs it about once a
+second, `tasks.drain`) counts the logs stored since the last catch-up, in one statement:
+the rows with ids above the mark (`logs_rollup_mark.last_id`) are added to the counts and
+the mark moves to the highest of them. That is exact because logs commit in id order
+(`store.write_in_commit_order`: a block of ids commits only after every earlier block has
+ended), so the rows a snapshot sees above the mark are a gap-free run of ids: none counted
+before, and none below the new mark can appear later. Catch-ups skip each other (the mark
+row is taken with SKIP LOCKED). Counting a second's logs at once updates each minute's
+counts once, where counting each chunk in its own transaction updated them every chunk
+(that cost 22 % of the drain, docs/scaling.md). Three grains (migration 0003 has the
+measurements behind them): minute x source x application, minute, hour x source x
+application, each with a count per level.
 
 Reading: stats whose filters are only levels, sources, applications and the window are
-answered here (`covers`); the window's whole minutes come from the rollup and the partial
-minutes at its edges (`split`) from `logs`, so the answer is exact to the microsecond.
-Full text, `contains` and `meta.*` are not counted here; those stats scan `logs`.
+answered here (`covers`); the window's whole minutes come from the rollup plus the rows
+above the mark (not counted yet: about a second's worth), and the partial minutes at its
+edges (`split`) from `logs`, all in one snapshot (`snapshot`), so the answer is exact to
+the microsecond and to the last committed log.
 
 Retention: `forget_days` drops a day's counts in the transaction that drops its
-partition; `subtract` takes back the counts of rows deleted one by one.
+partition; `subtract` takes back the counts of rows deleted one by one (those at or below
+the mark: the others were never counted). Both hold the mark (`hold_mark`) so no catch-up
+runs meanwhile.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
+    CheckConstraint,
     Column,
     Connection,
     DateTime,
+    Engine,
     MetaData,
     Select,
     String,
@@ -102,6 +116,17 @@ by_level = Table(
     Column("minute", DateTime(timezone=True), primary_key=True),
     *_counts(),
 )
+# One row (migration 0005): every log with an id at or below `last_id` is counted.
+mark = Table(
+    "logs_rollup_mark",
+    metadata,
+    Column("one", Boolean, primary_key=True, server_default=true()),
+    Column("last_id", BigInteger, nullable=False),
+    CheckConstraint('"one"', name="logs_rollup_mark_one_row"),
+)
+# At most this many logs a catch-up (about 3 s of the drain at full speed; a backlog left
+# by a long pause is counted over several catch-ups).
+CATCH_UP_ROWS = 25_000
 
 
 def _add_statement():
@@ -145,14 +170,89 @@ def minute_of(moment: datetime) -> datetime:
     return EPOCH + ((moment - EPOCH) // MINUTE) * MINUTE
 
 
-def count_stored(conn: Connection, stored: list[dict]) -> None:
-    """Add the rows just inserted (dicts with timestamp, level, source, application) to
-    the counts, in the caller's transaction."""
-    _add(conn, _tally(stored, 1))
+def _catch_up_statement():
+    per_level = ", ".join(f"count(*) FILTER (WHERE level = '{level}')" for level in LEVELS)
+    sums = ", ".join(f"sum({c})" for c in COUNTS)
+
+    def adding(table: str) -> str:
+        return ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in COUNTS)
+
+    # Parts that modify run whether or not the final SELECT reads them; each table's
+    # rows are locked in key order (and only one catch-up runs at a time anyway).
+    return text(
+        f"""
+        WITH m AS MATERIALIZED (
+            SELECT last_id FROM logs_rollup_mark FOR UPDATE SKIP LOCKED
+        ), new AS MATERIALIZED (
+            SELECT l.id, l.timestamp, l.level, l.source, l.application
+            FROM logs l, m WHERE l.id > m.last_id ORDER BY l.id LIMIT :limit
+        ), given (minute, source, application, {", ".join(COUNTS)}) AS MATERIALIZED (
+            SELECT date_bin('1 minute', timestamp, 'epoch'), source, application, {per_level}
+            FROM new GROUP BY 1, 2, 3
+        ), minutes AS (
+            INSERT INTO logs_rollup AS r
+            SELECT * FROM given ORDER BY minute, source, application
+            ON CONFLICT ON CONSTRAINT logs_rollup_key DO UPDATE SET {adding("r")}
+        ), hours AS (
+            INSERT INTO logs_rollup_hourly AS r
+            SELECT date_bin('1 hour', minute, 'epoch'), source, application, {sums}
+            FROM given GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+            ON CONFLICT ON CONSTRAINT logs_rollup_hourly_key DO UPDATE SET {adding("r")}
+        ), levels AS (
+            INSERT INTO logs_rollup_levels AS r
+            SELECT minute, {sums} FROM given GROUP BY 1 ORDER BY 1
+            ON CONFLICT (minute) DO UPDATE SET {adding("r")}
+        ), moved AS (
+            UPDATE logs_rollup_mark SET last_id = (SELECT max(id) FROM new)
+            WHERE EXISTS (SELECT FROM new) AND EXISTS (SELECT FROM m)
+        )
+        SELECT (SELECT count(*) FROM new), EXISTS (SELECT FROM m)
+        """
+    )
+
+
+_CATCH_UP = _catch_up_statement()
+
+
+def catch_up(conn: Connection, limit: int = CATCH_UP_ROWS) -> int | None:
+    """Count the logs stored since the last catch-up (up to `limit` of them, oldest ids
+    first), in the caller's transaction; how many, or None if another catch-up holds the
+    mark (it counts them)."""
+    counted, held = conn.execute(_CATCH_UP, {"limit": limit}).one()
+    return counted if held else None
+
+
+def mark_of(conn: Connection) -> int:
+    """The id every log at or below which is counted (0 before any catch-up)."""
+    return conn.execute(select(func.coalesce(func.max(mark.c.last_id), 0))).scalar_one()
+
+
+def hold_mark(conn: Connection) -> int:
+    """Keep catch-ups off until the caller's transaction ends (they skip, not wait);
+    return the mark. Waits for a catch-up in progress to finish."""
+    conn.execute(text("INSERT INTO logs_rollup_mark (last_id) VALUES (0) ON CONFLICT DO NOTHING"))
+    return conn.execute(select(mark.c.last_id).with_for_update()).scalar_one()
+
+
+@contextmanager
+def snapshot(eng: Engine) -> Iterator[tuple[Connection, int]]:
+    """A connection in one read-only snapshot (REPEATABLE READ) and the mark as it
+    stands in it: the counts and the rows above the mark are then read as of the same
+    moment, so none is missed or counted twice."""
+    with eng.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+        try:
+            yield conn, mark_of(conn)
+        finally:
+            conn.rollback()
 
 
 def subtract(conn: Connection, deleted: list[dict]) -> None:
-    """Take rows deleted from `logs` out of the counts, in the caller's transaction."""
+    """Take rows deleted from `logs` (dicts with id, timestamp, level, source,
+    application) out of the counts, in the caller's transaction, which must hold the
+    mark (`hold_mark`, taken before the rows were deleted): only the rows at or below it
+    were counted."""
+    last = mark_of(conn)
+    deleted = [row for row in deleted if row["id"] <= last]
     if not deleted:
         return
     _add(conn, _tally(deleted, -1))
@@ -190,18 +290,21 @@ def _add(conn: Connection, tally: dict[tuple, list[int]]) -> None:
 
 
 def forget_days(conn: Connection, first: datetime, last: datetime) -> None:
-    """Drop the counts of [first, last) (days whose partitions are being dropped)."""
+    """Drop the counts of [first, last) (days whose partitions are being dropped), in a
+    transaction that holds the mark (`hold_mark`)."""
     conn.execute(by_minute.delete().where(by_minute.c.minute >= first, by_minute.c.minute < last))
     conn.execute(by_level.delete().where(by_level.c.minute >= first, by_level.c.minute < last))
     conn.execute(by_hour.delete().where(by_hour.c.hour >= first, by_hour.c.hour < last))
 
 
 def rebuild(conn: Connection) -> None:
-    """Count every stored log again (writes to `logs` wait meanwhile); for an upgrade
-    during which old workers stored logs without counting them. In time order, as the
-    drain adds them, so a window's counts sit on few pages."""
+    """Count every stored log again (writes to `logs` wait meanwhile) and move the mark
+    past them; for an upgrade during which old workers stored logs without counting them
+    or counted them in their own transactions. In time order, so a window's counts sit on
+    few pages."""
     per_level = ", ".join(f"count(*) FILTER (WHERE level = '{level}')" for level in LEVELS)
     sums = ", ".join(f"sum({c})" for c in COUNTS)
+    hold_mark(conn)
     conn.execute(text("LOCK TABLE logs IN SHARE MODE"))
     conn.execute(text("TRUNCATE logs_rollup, logs_rollup_hourly, logs_rollup_levels"))
     for statement in (
@@ -211,6 +314,8 @@ def rebuild(conn: Connection) -> None:
         f"application, {sums} FROM logs_rollup GROUP BY 1, 2, 3 ORDER BY 1",
         f"INSERT INTO logs_rollup_levels SELECT minute, {sums} FROM logs_rollup "
         "GROUP BY 1 ORDER BY 1",
+        "UPDATE logs_rollup_mark SET last_id = greatest(last_id, "
+        "(SELECT coalesce(max(id), 0) FROM logs))",
     ):
         conn.execute(text(statement))
 

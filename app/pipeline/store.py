@@ -25,7 +25,6 @@ Sluice's database are these keys and nothing else.
 
 from __future__ import annotations
 
-import functools
 import logging
 from datetime import datetime
 
@@ -33,7 +32,7 @@ import psycopg2
 from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
-from app.pipeline import jsoncodec, rollup
+from app.pipeline import jsoncodec
 from app.pipeline.record import STORED, logs
 
 log = logging.getLogger(__name__)
@@ -103,14 +102,13 @@ def _row(r: dict) -> dict:
     }
 
 
-def insert_logs(conn: Connection, rows: list[dict], *, count: bool = True) -> list[dict]:
+def insert_logs(conn: Connection, rows: list[dict]) -> list[dict]:
     """Insert rows (dicts with COLUMNS, and `id` when reserved); return the stored ones
     with their ids, in id order.
 
     Rows whose (stream_id, timestamp) is already stored are skipped and not returned.
-    `count=False` leaves the rollup's counts to the caller (`write_in_commit_order`
-    adds them after its turn to commit, so writers lock the shared minute rows in
-    commit order and cannot deadlock on them).
+    Writers insert through `write_in_commit_order`: the rollup's catch-up relies on logs
+    committing in id order (`app.pipeline.rollup`).
     """
     if not rows:
         return []
@@ -121,8 +119,6 @@ def insert_logs(conn: Connection, rows: list[dict], *, count: bool = True) -> li
     stored = conn.execute(_INSERT, {"rows": document}).mappings().all()
     out = [dict(row) for row in stored]
     out.sort(key=lambda r: r["id"])
-    if count:
-        rollup.count_stored(conn, out)  # the per-minute counts of /logs/stats
     return out
 
 
@@ -199,23 +195,17 @@ def _autocommit(conn: Connection, sql: str, params: dict) -> None:
 def write_in_commit_order(
     conn: Connection, rows: list[dict], after_commit, insert=None
 ) -> list[dict]:
-    """Insert (with `insert(conn, rows)`, which must not count the rollup itself:
-    `insert_logs(..., count=False)`) and commit `rows`, then call
+    """Insert (with `insert(conn, rows)`, `insert_logs` by default) and commit `rows`, then call
     `after_commit(stored)` (the publish: `app.pipeline.fanout.publish_stored`), in id
     order with every other writer; return the stored rows. Sets each row's `id` to the
     one reserved for it. Rolls back and re-raises on failure."""
     ids, earlier = reserve_ids(conn, max(len(rows), 1))
     for row, reserved in zip(rows, ids, strict=False):
         row["id"] = reserved
-    insert = insert or functools.partial(insert_logs, count=False)
+    insert = insert or insert_logs
     try:
         stored = insert(conn, rows)
         unpublished = wait_to_commit(conn, ids[0]) if earlier else []
-        # `stored` is exactly the rows this transaction inserted (duplicates skipped):
-        # anything kept in step with them belongs here, after the wait (so rows that
-        # other writers also update are locked in commit order: no deadlock), before
-        # the commit.
-        rollup.count_stored(conn, stored)
         conn.commit()
     except BaseException:
         try:
@@ -231,16 +221,14 @@ def write_in_commit_order(
         release_ids(conn, ids[0])
 
 
-def insert_each(
-    conn: Connection, rows: list[dict], *, count: bool = True
-) -> tuple[list[dict], list[tuple[int, str]]]:
+def insert_each(conn: Connection, rows: list[dict]) -> tuple[list[dict], list[tuple[int, str]]]:
     """Insert rows one by one in savepoints: the stored rows, and (index, reason) of the
     rows the database refused. Used to isolate a bad row after a chunk insert failed."""
     stored, failed = [], []
     for index, row in enumerate(rows):
         try:
             with conn.begin_nested():
-                stored.extend(insert_logs(conn, [row], count=count))
+                stored.extend(insert_logs(conn, [row]))
         except (DataError, IntegrityError) as exc:
             failed.append((index, f"database refused: {exc.orig}".strip()[:500]))
         except ValueError as exc:  # refused by the driver before it reached the server

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from flask import Response, current_app, request
@@ -245,13 +246,25 @@ NO_TOPS = {"source": [], "application": []}
 
 
 def _counted_by_rollup(eng, filters: Filters, step, top: int):
-    """The histogram and top lists from the per-minute counts (app/pipeline/rollup.py),
-    with the partial minutes at the window's edges counted from `logs`: exact, and a few
-    thousand rows to sum instead of every log of the window."""
+    """The histogram and top lists from the per-minute counts (app/pipeline/rollup.py)
+    plus the logs not counted yet (above the mark), with the partial minutes at the
+    window's edges counted from `logs`: exact, and a few thousand rows to sum instead
+    of every log of the window."""
     inner, edges = rollup.split(filters)
-    bins = ([rollup.histogram(inner, step)] if inner else []) + [_bins(e, step) for e in edges]
-    pairs = ([rollup.pairs(inner)] if inner else []) + [_pairs(e) for e in edges]
-    return _side_by_side(eng, bins, union_all(*pairs), top)
+
+    def bins(mark: int) -> list[Select]:
+        parts = [_bins(e, step) for e in edges]
+        if inner:
+            parts += [rollup.histogram(inner, step), _bins(inner, step, above=mark)]
+        return parts
+
+    def pairs(mark: int):
+        parts = [_pairs(e) for e in edges]
+        if inner:
+            parts += [rollup.pairs(inner), _pairs(inner, above=mark)]
+        return union_all(*parts)
+
+    return _side_by_side(eng, bins, pairs, top, rollup.snapshot)
 
 
 def _counted_by_scan(eng, filters: Filters, step, top: int):
@@ -259,31 +272,46 @@ def _counted_by_scan(eng, filters: Filters, step, top: int):
     not count: q, contains, meta.*)."""
     with eng.connect() as conn:
         _check_q(conn, filters)
-    return _side_by_side(eng, [_bins(filters, step)], _pairs(filters), top)
+    return _side_by_side(
+        eng, lambda _: [_bins(filters, step)], lambda _: _pairs(filters), top, _plain
+    )
 
 
-def _side_by_side(eng, bins: list[Select], pairs, top: int):
-    """The histogram of `bins` and the top lists of `pairs`, at the same time on two
-    connections: each takes about as long as the other (measured on a window's scan:
-    ~290 ms one after the other, ~235 ms together; on the rollup at 10M rows, the top
-    lists' sum is about half of a stats request)."""
+@contextmanager
+def _plain(eng):
+    with eng.connect() as conn:
+        yield conn, None
+
+
+def _side_by_side(eng, bins, pairs, top: int, connect):
+    """The histogram of `bins(mark)` and the top lists of `pairs(mark)`, at the same time
+    on two connections from `connect(eng)` (each with the mark in its snapshot): each
+    takes about as long as the other (measured on a window's scan: ~290 ms one after the
+    other, ~235 ms together; on the rollup at 10M rows, the top lists' sum is about half
+    of a stats request)."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        tops = pool.submit(_tops_on, eng, pairs, top) if top else None
-        with eng.connect() as conn:
-            counted = _histogram(conn, bins)
+        tops = pool.submit(_tops_on, eng, pairs, top, connect) if top else None
+        with connect(eng) as (conn, mark):
+            counted = _histogram(conn, bins(mark))
         tops = tops.result() if tops else NO_TOPS
     return counted, tops
 
 
-def _bins(filters: Filters, step) -> Select:
-    """(bucket start in epoch seconds, count per level...) of the logs matching `filters`,
-    a row per bucket (the shape of `rollup.histogram`)."""
+def _bins(filters: Filters, step, above: int | None = None) -> Select:
+    """(bucket start in epoch seconds, count per level...) of the logs matching `filters`
+    (and with ids `above` this, when given), a row per bucket (the shape of
+    `rollup.histogram`)."""
     bucket = cast(func.extract("epoch", func.date_bin(step, logs.c.timestamp, EPOCH)), BigInteger)
     per_level = [
         func.count().filter(logs.c.level == level).label(column)
         for level, column in zip(LEVELS, rollup.COUNTS, strict=True)
     ]
-    return select(bucket.label("bucket"), *per_level).where(filters.where()).group_by(bucket)
+    return select(bucket.label("bucket"), *per_level).where(_where(filters, above)).group_by(bucket)
+
+
+def _where(filters: Filters, above: int | None):
+    where = filters.where()
+    return where if above is None else and_(where, logs.c.id > above)
 
 
 def _histogram(conn, parts: list[Select]) -> dict[tuple[datetime, str], int]:
@@ -301,16 +329,17 @@ def _histogram(conn, parts: list[Select]) -> dict[tuple[datetime, str], int]:
     return out
 
 
-def _tops_on(eng, pairs, top: int) -> dict[str, list[dict]]:
-    with eng.connect() as conn:
-        return _tops(conn, pairs, top)
+def _tops_on(eng, pairs, top: int, connect) -> dict[str, list[dict]]:
+    with connect(eng) as (conn, mark):
+        return _tops(conn, pairs(mark), top)
 
 
-def _pairs(filters: Filters):
-    """(source, application, n) of the logs matching `filters`, one row per pair."""
+def _pairs(filters: Filters, above: int | None = None):
+    """(source, application, n) of the logs matching `filters` (and with ids `above` this,
+    when given), one row per pair."""
     return (
         select(logs.c.source, logs.c.application, func.count().label("n"))
-        .where(filters.where())
+        .where(_where(filters, above))
         .group_by(logs.c.source, logs.c.application)
     )
 
