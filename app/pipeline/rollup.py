@@ -177,15 +177,16 @@ def _catch_up_statement():
     def adding(table: str) -> str:
         return ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in COUNTS)
 
-    # Parts that modify run whether or not the final SELECT reads them; each table's
-    # rows are locked in key order (and only one catch-up runs at a time anyway).
+    # `:last` arrives as a literal (psycopg2 binds on the client), so the planner reads
+    # each partition's id index from there; a mark read in the statement itself would be
+    # unknown when planning, and the plan a scan of every partition. Parts that modify
+    # run whether or not the final SELECT reads them; each table's rows are locked in key
+    # order (and only one catch-up runs at a time anyway).
     return text(
         f"""
-        WITH m AS MATERIALIZED (
-            SELECT last_id FROM logs_rollup_mark FOR UPDATE SKIP LOCKED
-        ), new AS MATERIALIZED (
-            SELECT l.id, l.timestamp, l.level, l.source, l.application
-            FROM logs l, m WHERE l.id > m.last_id ORDER BY l.id LIMIT :limit
+        WITH new AS MATERIALIZED (
+            SELECT id, timestamp, level, source, application
+            FROM logs WHERE id > :last ORDER BY id LIMIT :limit
         ), given (minute, source, application, {", ".join(COUNTS)}) AS MATERIALIZED (
             SELECT date_bin('1 minute', timestamp, 'epoch'), source, application, {per_level}
             FROM new GROUP BY 1, 2, 3
@@ -204,22 +205,28 @@ def _catch_up_statement():
             ON CONFLICT (minute) DO UPDATE SET {adding("r")}
         ), moved AS (
             UPDATE logs_rollup_mark SET last_id = (SELECT max(id) FROM new)
-            WHERE EXISTS (SELECT FROM new) AND EXISTS (SELECT FROM m)
+            WHERE EXISTS (SELECT FROM new)
         )
-        SELECT (SELECT count(*) FROM new), EXISTS (SELECT FROM m)
+        SELECT count(*) FROM new
         """
     )
 
 
 _CATCH_UP = _catch_up_statement()
+_TAKE_MARK = select(mark.c.last_id).with_for_update(skip_locked=True)
 
 
 def catch_up(conn: Connection, limit: int = CATCH_UP_ROWS) -> int | None:
     """Count the logs stored since the last catch-up (up to `limit` of them, oldest ids
     first), in the caller's transaction; how many, or None if another catch-up holds the
-    mark (it counts them)."""
-    counted, held = conn.execute(_CATCH_UP, {"limit": limit}).one()
-    return counted if held else None
+    mark (it counts them).
+
+    The mark is taken first and the logs are read in a second statement, with a later
+    snapshot: what that snapshot sees above the mark is still a gap-free run of ids."""
+    last = conn.execute(_TAKE_MARK).scalar_one_or_none()
+    if last is None:
+        return None
+    return conn.execute(_CATCH_UP, {"last": last, "limit": limit}).scalar_one()
 
 
 def mark_of(conn: Connection) -> int:
