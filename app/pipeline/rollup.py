@@ -129,34 +129,43 @@ mark = Table(
 CATCH_UP_ROWS = 25_000
 
 
-def _add_statement():
-    """One statement, one round trip. Each table's rows are locked in key order, and the
-    statement's parts always run in the same order, so concurrent writers adding to the
-    same minute wait for each other briefly but never deadlock."""
-    arrays = ", ".join(f"CAST(:{c} AS bigint[])" for c in COUNTS)
+def _adding(table: str) -> str:
+    return ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in COUNTS)
+
+
+def _into_every_grain() -> str:
+    """The upserts of a `given` (minute, source, application, a count per level) into
+    the three grains, as parts of one WITH. Each table's rows are locked in key order and
+    the parts always run in the same order, so two statements adding to the same minute
+    wait for each other briefly but never deadlock."""
     sums = ", ".join(f"sum({c})" for c in COUNTS)
+    return f"""minutes AS (
+            INSERT INTO logs_rollup AS r
+            SELECT * FROM given ORDER BY minute, source, application
+            ON CONFLICT ON CONSTRAINT logs_rollup_key DO UPDATE SET {_adding("r")}
+        ), hours AS (
+            INSERT INTO logs_rollup_hourly AS r
+            SELECT date_bin('1 hour', minute, 'epoch'), source, application, {sums}
+            FROM given GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+            ON CONFLICT ON CONSTRAINT logs_rollup_hourly_key DO UPDATE SET {_adding("r")}
+        ), levels AS (
+            INSERT INTO logs_rollup_levels AS r
+            SELECT minute, {sums} FROM given GROUP BY 1 ORDER BY 1
+            ON CONFLICT (minute) DO UPDATE SET {_adding("r")}
+        )"""
 
-    def adding(table: str) -> str:
-        return ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in COUNTS)
 
+def _add_statement():
+    """Add counts given as arrays (`subtract` gives negative ones): one statement, one
+    round trip."""
+    arrays = ", ".join(f"CAST(:{c} AS bigint[])" for c in COUNTS)
     return text(
         f"""
         WITH given (minute, source, application, {", ".join(COUNTS)}) AS (
             SELECT * FROM unnest(CAST(:minutes AS timestamptz[]),
                 CAST(:sources AS varchar[]), CAST(:applications AS varchar[]), {arrays})
-        ), minutes AS (
-            INSERT INTO logs_rollup AS r
-            SELECT * FROM given ORDER BY minute, source, application
-            ON CONFLICT ON CONSTRAINT logs_rollup_key DO UPDATE SET {adding("r")}
-        ), hours AS (
-            INSERT INTO logs_rollup_hourly AS r
-            SELECT date_bin('1 hour', minute, 'epoch'), source, application, {sums}
-            FROM given GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-            ON CONFLICT ON CONSTRAINT logs_rollup_hourly_key DO UPDATE SET {adding("r")}
-        )
-        INSERT INTO logs_rollup_levels AS r
-        SELECT minute, {sums} FROM given GROUP BY 1 ORDER BY 1
-        ON CONFLICT (minute) DO UPDATE SET {adding("r")}
+        ), {_into_every_grain()}
+        SELECT count(*) FROM given
         """
     )
 
@@ -172,16 +181,11 @@ def minute_of(moment: datetime) -> datetime:
 
 def _catch_up_statement():
     per_level = ", ".join(f"count(*) FILTER (WHERE level = '{level}')" for level in LEVELS)
-    sums = ", ".join(f"sum({c})" for c in COUNTS)
-
-    def adding(table: str) -> str:
-        return ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in COUNTS)
-
     # `:last` arrives as a literal (psycopg2 binds on the client), so the planner reads
     # each partition's id index from there; a mark read in the statement itself would be
     # unknown when planning, and the plan a scan of every partition. Parts that modify
-    # run whether or not the final SELECT reads them; each table's rows are locked in key
-    # order (and only one catch-up runs at a time anyway).
+    # run whether or not the final SELECT reads them (and only one catch-up runs at a
+    # time anyway).
     return text(
         f"""
         WITH new AS MATERIALIZED (
@@ -190,20 +194,7 @@ def _catch_up_statement():
         ), given (minute, source, application, {", ".join(COUNTS)}) AS MATERIALIZED (
             SELECT date_bin('1 minute', timestamp, 'epoch'), source, application, {per_level}
             FROM new GROUP BY 1, 2, 3
-        ), minutes AS (
-            INSERT INTO logs_rollup AS r
-            SELECT * FROM given ORDER BY minute, source, application
-            ON CONFLICT ON CONSTRAINT logs_rollup_key DO UPDATE SET {adding("r")}
-        ), hours AS (
-            INSERT INTO logs_rollup_hourly AS r
-            SELECT date_bin('1 hour', minute, 'epoch'), source, application, {sums}
-            FROM given GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-            ON CONFLICT ON CONSTRAINT logs_rollup_hourly_key DO UPDATE SET {adding("r")}
-        ), levels AS (
-            INSERT INTO logs_rollup_levels AS r
-            SELECT minute, {sums} FROM given GROUP BY 1 ORDER BY 1
-            ON CONFLICT (minute) DO UPDATE SET {adding("r")}
-        ), moved AS (
+        ), {_into_every_grain()}, moved AS (
             UPDATE logs_rollup_mark SET last_id = (SELECT max(id) FROM new)
             WHERE EXISTS (SELECT FROM new)
         )
