@@ -19,7 +19,9 @@ class Client:
     """A WebSocket client that collects every message in the background."""
 
     def __init__(self, url: str) -> None:
-        self.ws = websocket.create_connection(url, timeout=10)
+        # websocket-client's own UTF-8 check is pure Python (most of a busy test's CPU);
+        # `recv` still decodes each text frame as UTF-8, which raises on a bad one.
+        self.ws = websocket.create_connection(url, timeout=10, skip_utf8_validation=True)
         self.messages: list[dict] = []
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
