@@ -34,7 +34,16 @@ def when_ready(server):
 
 
 def post_fork(server, worker):
-    """Make psycopg2 cooperative under gevent and drop any parent sockets."""
+    """Make psycopg2 cooperative under gevent and drop any parent sockets.
+
+    gevent patches the standard library first: the worker would patch it only after this
+    hook, when the imports below had already taken the unpatched ssl. Patching twice with
+    the same arguments is a no-op.
+    """
+    from gevent import monkey
+
+    monkey.patch_all()
+
     from psycogreen.gevent import patch_psycopg
 
     from app.pipeline.connections import reset_after_fork
