@@ -1,6 +1,7 @@
 """End-to-end benchmark: HTTP -> stream -> drain -> PostgreSQL -> WebSocket.
 
-    python -m bench.e2e [--logs 100000] [--posters 4] [--batch 100] [--workers 2]
+    python -m bench.e2e [--logs 100000] [--posters 4] [--batch 100] [--workers N]
+                        [--drain-writers N]
     python -m bench.e2e --backlog --writers 1,2 [--logs 50000]
     python -m bench.e2e --flower    (Flower too, as `make run` starts it; then what it saw)
 
@@ -44,6 +45,7 @@ from bench.common import (
     realistic_log,
     throwaway_database,
 )
+from config import Settings
 from tests.stack import Stack
 
 
@@ -241,10 +243,12 @@ def main() -> None:
     parser.add_argument("--logs", type=int, default=100_000)
     parser.add_argument("--posters", type=int, default=4)
     parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, help="WORKER_CONCURRENCY (default: the Procfile's)")
     parser.add_argument("--latency-rate", type=int, default=200)
     parser.add_argument("--latency-seconds", type=float, default=15)
-    parser.add_argument("--drain-writers", type=int, default=1, help="DRAIN_WRITERS")
+    parser.add_argument(
+        "--drain-writers", type=int, default=Settings().drain_writers, help="DRAIN_WRITERS"
+    )
     parser.add_argument("--backlog", action="store_true", help="time draining a full stream")
     parser.add_argument("--writers", default="1,2", help="DRAIN_WRITERS values (--backlog)")
     parser.add_argument("--flower", action="store_true", help="run Flower too; report its view")
@@ -267,9 +271,8 @@ def main() -> None:
             drain_budget=2.0,
             drain_writers=args.drain_writers,
         )
-        stack = Stack(
-            settings, Path(tmp), WORKER_CONCURRENCY=str(args.workers), LOG_LEVEL="WARNING"
-        )
+        workers = {} if args.workers is None else {"WORKER_CONCURRENCY": str(args.workers)}
+        stack = Stack(settings, Path(tmp), LOG_LEVEL="WARNING", **workers)
         try:
             stack.start("web", "worker", "beat", *(["flower"] if args.flower else []))
             e2e = end_to_end(stack, url, logs, args.batch, args.posters)

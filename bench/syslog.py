@@ -1,7 +1,9 @@
 """Syslog benchmark: octet-counted TCP from several connections to committed rows,
 Sluice against rsyslog's ompgsql writing into the same PostgreSQL.
 
-    python -m bench.syslog [--logs 100000] [--connections 4] [--workers 2] [--drain-writers 1]
+    python -m bench.syslog [--logs 100000] [--connections 4] [--workers N] [--drain-writers N]
+
+Without `--workers` and `--drain-writers`, the defaults of the Procfile and the settings.
 
 Both receive the same RFC 5424 frames. Sluice: the Procfile's `syslog`, `worker` and
 `beat` processes (listener -> stream -> drain -> `logs`). rsyslog: Debian's rsyslogd with
@@ -24,6 +26,7 @@ from pathlib import Path
 import psycopg2
 
 from bench.common import isolated_settings, throwaway_database
+from config import Settings
 from tests.receivers.syslogstack import free_udp_and_tcp_port, wait_listening
 from tests.stack import Stack
 
@@ -113,13 +116,8 @@ def run_sluice(url: str, tmp: Path, args) -> dict:
         url, "bench-syslog", batch_size=500, drain_writers=args.drain_writers
     )
     port = free_udp_and_tcp_port()
-    stack = Stack(
-        settings,
-        tmp,
-        SYSLOG_PORT=str(port),
-        LOG_LEVEL="WARNING",
-        WORKER_CONCURRENCY=str(args.workers),
-    )
+    workers = {} if args.workers is None else {"WORKER_CONCURRENCY": str(args.workers)}
+    stack = Stack(settings, tmp, SYSLOG_PORT=str(port), LOG_LEVEL="WARNING", **workers)
     try:
         stack.start("syslog", "worker", "beat")
         wait_listening(port)
@@ -158,8 +156,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--logs", type=int, default=100_000)
     parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--drain-writers", type=int, default=1, help="DRAIN_WRITERS")
+    parser.add_argument("--workers", type=int, help="WORKER_CONCURRENCY (default: the Procfile's)")
+    parser.add_argument(
+        "--drain-writers", type=int, default=Settings().drain_writers, help="DRAIN_WRITERS"
+    )
     args = parser.parse_args()
     if shutil.which("rsyslogd") is None:
         raise SystemExit(

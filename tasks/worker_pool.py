@@ -13,7 +13,9 @@ import sys
 def main(argv: list[str] | None = None) -> None:
     """Parse the seed's flags, export them as settings, and exec a Celery worker."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument(
+        "--workers", type=int, default=3, help="worker processes (DRAIN_WRITERS + 1)"
+    )
     parser.add_argument("--batch-size", type=int, help="entries per chunk (BATCH_SIZE)")
     parser.add_argument("--max-retries", type=int, help="MAX_RETRIES")
     parser.add_argument("--beat", action="store_true", help="also run the beat scheduler")

@@ -466,7 +466,7 @@ def stack(settings, tmp_path):
             alert_webhook_timeout=1.0,
         ),
         tmp_path,
-        WORKER_CONCURRENCY="3",
+        WORKER_CONCURRENCY="4",
     )
     s.env["PUBLIC_URL"] = s.url
     yield s

@@ -172,7 +172,7 @@ def test_drain_writers_leases_allow_that_many_drains(r, settings, db):
 
 
 @pytest.mark.parametrize(
-    ("raw", "expected"), [("", 1), ("3", 3), ("0", "at least 1"), ("two", "whole number")]
+    ("raw", "expected"), [("", 2), ("1", 1), ("3", 3), ("0", "at least 1"), ("two", "whole number")]
 )
 def test_drain_writers_setting(raw, expected):
     if isinstance(expected, int):
