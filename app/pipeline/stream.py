@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 # ARGV[1] cap in entries, ARGV[2] cap in bytes (the stream's MEMORY USAGE), ARGV[3] the
 # batch's bytes, ARGV[4] k (fields per entry), ARGV[5] the once-key's TTL, ARGV[6] the
 # request's fingerprint ("" for none), ARGV[7] the answer to keep with the key, ARGV[8]
-# more counters to add ({name: amount} as JSON: the request's rejects, replaced
-# timestamps), ARGV[9..8+k] field names, then the values, k per entry.
+# more counters to add ({name: amount > 0} as JSON: the request's rejects, replaced
+# timestamps; "" for none), ARGV[9..8+k] field names, then the values, k per entry.
 # Returns {"OK", ids}, {"SEEN", kept} or {"FULL", length, bytes}. Redis's own memory is
 # read outside it (`_check_memory`): INFO costs more than the rest of the script.
 # The once-key is checked and set in the same script, so two concurrent retries can
@@ -87,10 +87,11 @@ if KEYS[4] then
   redis.call('SET', KEYS[4], cjson.encode(kept), 'EX', tonumber(ARGV[5]))
 end
 redis.call('HINCRBY', KEYS[2], 'ingest_accepted', n)
-redis.call('INCRBY', KEYS[3], n)
-redis.call('EXPIRE', KEYS[3], SERIES_KEEP)
-for name, amount in pairs(cjson.decode(ARGV[8])) do
-  if amount > 0 then
+if redis.call('INCRBY', KEYS[3], n) == n then  -- a new bucket
+  redis.call('EXPIRE', KEYS[3], SERIES_KEEP)
+end
+if ARGV[8] ~= '' then
+  for name, amount in pairs(cjson.decode(ARGV[8])) do
     redis.call('HINCRBY', KEYS[2], name, amount)
   end
 end
@@ -229,6 +230,7 @@ def enqueue(
     keys = [settings.stream_name, counters.key(settings), bucket, *([once[0]] if once else [])]
     _, ttl, fingerprint, answer = (*once, "", "")[:4] if once else ("", 0, "", "")
     size = sum(map(len, values))
+    more = {name: n for name, n in (amounts or {}).items() if n}
     args = [
         settings.stream_maxlen,
         settings.queue_max_bytes,
@@ -237,7 +239,7 @@ def enqueue(
         ttl,
         fingerprint,
         answer,
-        orjson.dumps(amounts or {}),
+        orjson.dumps(more) if more else b"",
         *names,
         *values,
     ]

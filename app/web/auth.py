@@ -32,6 +32,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_smorest import Blueprint
 
@@ -181,6 +182,25 @@ def _not_limited() -> bool:
     return g.get("sluice_key") is None or _limit_for() == "off"
 
 
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, without their per-request cost on the API: a
+    request without the cookie (every shipper's) gets an empty session at once, and the
+    signer is built once per process, not once per request (the secret is fixed at start)."""
+
+    def __init__(self) -> None:
+        self._signer = None
+
+    def get_signing_serializer(self, app):
+        if self._signer is None:
+            self._signer = super().get_signing_serializer(app)
+        return self._signer
+
+    def open_session(self, app, request):
+        if self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def init_app(app: Flask) -> None:
     """Install the policy and the per-key rate limits on `app`."""
     settings = app.extensions["sluice"]
@@ -193,7 +213,15 @@ def init_app(app: Flask) -> None:
         SESSION_COOKIE_SECURE=settings.is_production,
         PERMANENT_SESSION_LIFETIME=12 * 3600,
     )
+    app.session_interface = CookieSessions()
     app.before_request(check_request)
+    # Limits are per key: with no key (open) or every limit off, none can apply, and
+    # Flask-Limiter's three hooks would cost every request for nothing.
+    if settings.keyring and {settings.ingest_rate_limit, settings.read_rate_limit} != {"off"}:
+        _init_limiter(app, settings)
+
+
+def _init_limiter(app: Flask, settings) -> None:
     app.after_request(_retry_after_only_when_refused)  # runs after the limiter's own
     limiter = Limiter(
         key_func=_limit_key,
@@ -201,11 +229,13 @@ def init_app(app: Flask) -> None:
         storage_uri=settings.redis_url,
         key_prefix=f"{settings.key_prefix}:ratelimit",
         application_limits=[_limit_for],
-        application_limits_exempt_when=_not_limited,
         headers_enabled=True,
         strategy="fixed-window",
         swallow_errors=True,  # Redis down: ingest answers its own 503, not the limiter's 500
     )
+    # A filter, not `application_limits_exempt_when`: filters run before the limiter
+    # resolves (and parses) its limits, which an unlimited request need not pay for.
+    limiter.request_filter(_not_limited)
     app.extensions["sluice_limiter"] = limiter
     app.register_error_handler(RateLimitExceeded, _rate_limited)
 

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 
 import orjson
 import redis
-from flask import current_app, jsonify, request
+from flask import current_app, request
 from flask_smorest import Blueprint
 
-from app.pipeline import counters, fanout, idempotency, intake, store
+from app.pipeline import counters, fanout, idempotency, intake, jsoncodec, store
 from app.pipeline.connections import engine, redis_client
 from app.pipeline.record import Limits, known_format, parse_raw
 from app.web import wire
@@ -226,6 +226,11 @@ def _key_reused() -> APIError:
     return APIError(422, "idempotency_key_reused", problem, fields={idempotency.HEADER: [problem]})
 
 
+def _json(body: dict):
+    # orjson, not `jsonify`: the hot path's answer, at a third of the cost.
+    return current_app.response_class(jsoncodec.dumps(body), mimetype=JSON)
+
+
 def _replayed(response):
     response.headers["Idempotent-Replayed"] = "true"
     return response
@@ -254,7 +259,9 @@ def ingest_fast():
         raise _key_reused()
     if not receipt.ids:
         raise _nothing_accepted(receipt.rejected)
-    response = jsonify(accepted=len(receipt.ids), ids=receipt.ids, rejected=receipt.rejected)
+    response = _json(
+        {"accepted": len(receipt.ids), "ids": receipt.ids, "rejected": receipt.rejected}
+    )
     return (_replayed(response) if receipt.seen else response), 202
 
 
@@ -301,7 +308,7 @@ def ingest_sync():
         ingest_rejected=len(rejected),
         ingest_timestamps_replaced=retimed,
     )
-    response = jsonify(body)
+    response = _json(body)
     if key:
         idempotency.remember(pipe, *key, idempotency.Answer(201, response.get_data()))
     _execute(pipe, key)
