@@ -76,9 +76,11 @@ bench-growth: $(STAMP)
 	$(PY) -m bench.growth
 
 ## flamegraphs: py-spy flame graphs of this checkout under load, into docs/perf/ (docs/perf/README.md):
-## a POST /data/fast worker, the drain on a 15,000-log backlog, the web worker of 500 live watchers
+## a POST /data/fast worker (100-log batches, then one log per request), the drain on a 15,000-log
+## backlog, the web worker of 500 live watchers
 flamegraphs: $(STAMP)
 	$(PY) -m bench.ingest_profile docs/perf/ingest-after.svg
+	$(PY) -m bench.ingest_profile docs/perf/ingest-single-after.svg --batch 1
 	$(VENV)/bin/py-spy record --idle --rate 100 --output docs/perf/drain-after.svg \
 		-- $(PY) -m bench.writepath --drain 15000
 	$(PY) -m bench.live --seconds 15 --flamegraph docs/perf/live-after.svg
