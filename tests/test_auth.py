@@ -260,6 +260,30 @@ def test_rate_limit_per_key_is_429_with_retry_after(settings):
     assert "Retry-After" not in answers[0].headers
 
 
+def test_a_limit_set_off_counts_nothing_while_the_other_still_holds(settings):
+    keyed = settings.with_overrides(
+        ingest_keys=INGEST, read_keys=READ, ingest_rate_limit="off", read_rate_limit="2/minute"
+    )
+    client = create_app(keyed).test_client()
+    posted = [
+        client.post("/data/fast", json={"message": "m"}, headers={"X-API-Key": INGEST})
+        for _ in range(5)
+    ]
+    assert [a.status_code for a in posted] == [202] * 5
+    assert not any("X-RateLimit-Limit" in a.headers for a in posted)
+    reads = [client.get("/logs", headers={"X-API-Key": READ}).status_code for _ in range(3)]
+    assert reads == [200, 200, 429]
+
+
+def test_open_mode_installs_no_limiter(settings):
+    app = create_app(settings)  # no keys: no per-key limit can apply
+    assert "sluice_limiter" not in app.extensions
+    client = app.test_client()
+    answer = client.post("/data/fast", json={"message": "m"})
+    assert answer.status_code == 202
+    assert "X-RateLimit-Limit" not in answer.headers
+
+
 def test_cross_origin_post_is_refused_even_when_open(settings):
     client = create_app(settings).test_client()  # no keys: open for local use
     evil = {"Origin": "http://evil.example"}
