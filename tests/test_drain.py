@@ -7,10 +7,11 @@ import time
 import orjson
 import pytest
 import redis
-from sqlalchemy import text
+from sqlalchemy import select, text
 
-from app.pipeline import counters, lease, stream
+from app.pipeline import counters, jsoncodec, lease, stream
 from app.pipeline.connections import redis_client
+from app.pipeline.record import logs, to_json
 from tasks.drain import consumer_name, drain_leased, drain_stream, entry_time, split_chunk
 from tests.helpers import count_logs
 
@@ -179,6 +180,30 @@ def test_stored_logs_are_published_with_ids(r, settings):
     assert [x["stream_id"] for x in logs] == ids
     assert all(isinstance(x["id"], int) for x in logs)
     pubsub.close()
+
+
+def test_published_logs_are_what_a_read_of_the_table_returns(r, settings, db):
+    """The drain publishes what it sent with the ids, times and created_at the server
+    gave back (not every column read back): each published log equals the stored row."""
+    stream.ensure_group(r, settings)
+    pubsub = redis_client(settings.redis_url).pubsub()
+    pubsub.subscribe(settings.pubsub_channel)
+    pubsub.get_message(timeout=1)
+    bodies = [
+        {"message": "plain"},
+        {"message": "offset", "timestamp": "2026-01-02T03:04:05.123456+05:30", "level": "warn"},
+        {"message": "ünïcødé ✓", "source": "s", "application": "a", "metadata": {"k": "ü"}},
+        {"message": "numbers", "metadata": {"f": 0.1, "big": 1e20, "neg": -7, "t": True}},
+        {"message": "nested", "metadata": {"z": {"b": [1, {"c": None}]}, "a": ""}},
+    ]
+    for body in bodies:
+        r.xadd(settings.stream_name, {"d": orjson.dumps(body)})
+    assert drain_stream(settings, "c1", budget=0.2).stored == len(bodies)
+    published = orjson.loads(pubsub.get_message(timeout=2)["data"])["logs"]
+    pubsub.close()
+    db.rollback()
+    read = db.execute(select(logs).order_by(logs.c.id)).mappings().all()
+    assert published == [orjson.loads(jsoncodec.dumps(to_json(row))) for row in read]
 
 
 def test_consumer_name_is_per_process():

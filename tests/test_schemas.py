@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from app.pipeline.jsoncodec import utc_iso
 from app.pipeline.record import (
     canonical_log,
     load_logs,
@@ -124,3 +125,37 @@ def test_parsed_lines_the_schema_must_judge_are_left_to_it(line):
 @given(line=raw_lines)
 def test_quick_check_of_a_parsed_line_is_the_schema_or_nothing(line):
     assert_quick_log_is_the_schema_or_nothing(raw_to_data(line, None, NOW))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.datetimes(timezones=st.timezones())
+    | st.datetimes(timezones=st.just(UTC))
+    | st.datetimes(
+        timezones=st.builds(timezone, st.timedeltas(-timedelta(hours=23), timedelta(hours=23)))
+    )
+)
+def test_utc_iso_is_what_isoformat_writes_in_utc(moment):
+    try:
+        expected = moment.astimezone(UTC).isoformat()
+    except OverflowError:  # at the ends of the calendar, both refuse
+        with pytest.raises(OverflowError):
+            utc_iso(moment)
+        return
+    assert utc_iso(moment) == expected
+
+
+@pytest.mark.parametrize(
+    ("moment", "written"),
+    [
+        (datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "2026-01-02T03:04:05+00:00"),
+        (datetime(2026, 1, 2, 3, 4, 5, 7, tzinfo=UTC), "2026-01-02T03:04:05.000007+00:00"),
+        (datetime(1, 1, 1, tzinfo=UTC), "0001-01-01T00:00:00+00:00"),
+        (
+            datetime(2026, 1, 2, 5, 34, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+            "2026-01-02T00:04:00+00:00",
+        ),
+    ],
+)
+def test_utc_iso_examples(moment, written):
+    assert utc_iso(moment) == written

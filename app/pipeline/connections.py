@@ -19,6 +19,8 @@ import threading
 import redis
 from sqlalchemy import Engine, create_engine
 
+from app.pipeline import jsoncodec
+
 _lock = threading.Lock()
 _engines: dict[tuple, Engine] = {}
 _redis: dict[tuple[int, str], redis.Redis] = {}
@@ -65,7 +67,10 @@ def _engine(key: tuple, url: str, **options) -> Engine:
     with _lock:
         found = _engines.get(key)
         if found is None:
-            found = _engines[key] = create_engine(url, pool_pre_ping=True, **options)
+            # jsonb is decoded by orjson (`jsoncodec.loads`), not the standard library.
+            found = _engines[key] = create_engine(
+                url, pool_pre_ping=True, json_deserializer=jsoncodec.loads, **options
+            )
         return found
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 
 import orjson
 
@@ -32,3 +33,12 @@ def loads(data: bytes | str):
     if _LONG_NUMBER.search(raw):
         return json.loads(raw)
     return orjson.loads(raw)
+
+
+def utc_iso(moment: datetime) -> str:
+    """An aware datetime in UTC, ISO 8601, exactly as `.astimezone(UTC).isoformat()`
+    writes it (property-tested), at a quarter of its cost: every stored log's JSON form
+    carries two, and the stream form one."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return orjson.dumps(moment)[1:-1].decode()

@@ -129,8 +129,8 @@ def to_json(row) -> dict:
     """A stored row (any mapping with the STORED keys) as its one JSON form: every key,
     in table order, timestamps in UTC ISO 8601."""
     out = {name: row[name] for name in STORED}
-    out["timestamp"] = out["timestamp"].astimezone(UTC).isoformat()
-    out["created_at"] = out["created_at"].astimezone(UTC).isoformat()
+    out["timestamp"] = jsoncodec.utc_iso(out["timestamp"])
+    out["created_at"] = jsoncodec.utc_iso(out["created_at"])
     return out
 
 
@@ -316,7 +316,7 @@ def to_stream_json(log: dict) -> bytes:
     """A validated log as the JSON the stream carries (timestamp as ISO 8601 or absent)."""
     out = {k: v for k, v in log.items() if v is not None and v != {}}
     if log.get("timestamp") is not None:
-        out["timestamp"] = log["timestamp"].isoformat()
+        out["timestamp"] = jsoncodec.utc_iso(log["timestamp"])
     return jsoncodec.dumps(out)
 
 

@@ -33,7 +33,7 @@ from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from app.pipeline import jsoncodec
-from app.pipeline.record import STORED, logs
+from app.pipeline.record import logs
 
 log = logging.getLogger(__name__)
 
@@ -80,19 +80,22 @@ _WAIT_TO_COMMIT = text(
 
 _INSERT = text(
     f"INSERT INTO logs (id, {', '.join(COLUMNS)}) "
-    f"SELECT coalesce(id, nextval('logs_id_seq')), {', '.join(COLUMNS)} "
+    f"SELECT {', '.join(('id', *COLUMNS))} "
     "FROM json_to_recordset(CAST(:rows AS json)) AS r(id bigint, timestamp timestamptz, "
     "level varchar, source varchar, application varchar, message text, metadata jsonb, "
     "stream_id varchar) "
-    f"ON CONFLICT (stream_id, timestamp) DO NOTHING RETURNING {', '.join(STORED)}"
+    # What the server decides or rewrites comes back (jsonb orders keys and writes
+    # numbers its own way); the other columns of a stored row are what was sent.
+    "ON CONFLICT (stream_id, timestamp) DO NOTHING RETURNING id, timestamp, metadata, created_at"
 )
+_DRAW_IDS = text("SELECT nextval('logs_id_seq') FROM generate_series(1, :n)")
 
 
 def _row(r: dict) -> dict:
     stamp = r["timestamp"]
     return {
         "id": r.get("id"),
-        "timestamp": stamp.isoformat() if isinstance(stamp, datetime) else stamp,
+        "timestamp": jsoncodec.utc_iso(stamp) if isinstance(stamp, datetime) else stamp,
         "level": r["level"],
         "source": r.get("source"),
         "application": r.get("application"),
@@ -103,23 +106,46 @@ def _row(r: dict) -> dict:
 
 
 def insert_logs(conn: Connection, rows: list[dict]) -> list[dict]:
-    """Insert rows (dicts with COLUMNS, and `id` when reserved); return the stored ones
-    with their ids, in id order.
+    """Insert rows (dicts with COLUMNS, and `id` when reserved); return the stored ones,
+    in id order, as full rows (every column of `logs`).
 
     Rows whose (stream_id, timestamp) is already stored are skipped and not returned.
-    Writers insert through `write_in_commit_order`: the rollup's catch-up relies on logs
-    committing in id order (`app.pipeline.rollup`).
+    A row without a reserved id gets the next one here. Writers insert through
+    `write_in_commit_order`: the rollup's catch-up relies on logs committing in id order
+    (`app.pipeline.rollup`).
     """
     if not rows:
         return []
+    unnumbered = [row for row in rows if row.get("id") is None]
+    if unnumbered:
+        drawn = conn.execute(_DRAW_IDS, {"n": len(unnumbered)}).scalars()
+        for row, drawn_id in zip(unnumbered, drawn, strict=True):
+            row["id"] = drawn_id
     try:
         document = jsoncodec.dumps([_row(r) for r in rows]).decode()
     except (TypeError, ValueError) as exc:  # not JSON-able: refused before the server
         raise ValueError(f"row cannot be encoded: {exc}") from None
-    stored = conn.execute(_INSERT, {"rows": document}).mappings().all()
-    out = [dict(row) for row in stored]
-    out.sort(key=lambda r: r["id"])
-    return out
+    # Plain rows of four columns: reading back every column as mappings cost the drain
+    # more than the rest of its insert.
+    decided = {row[0]: row for row in conn.execute(_INSERT, {"rows": document})}
+    stored = []
+    for row in sorted(rows, key=lambda r: r["id"]):
+        found = decided.get(row["id"])
+        if found is not None:
+            stored.append(
+                {
+                    "id": found[0],
+                    "timestamp": found[1],
+                    "level": row["level"],
+                    "source": row.get("source"),
+                    "application": row.get("application"),
+                    "message": row["message"],
+                    "metadata": found[2],
+                    "stream_id": row.get("stream_id"),
+                    "created_at": found[3],
+                }
+            )
+    return stored
 
 
 def already_stored(conn: Connection, rows: list[dict]) -> list[dict]:
