@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import ast
 import collections
+import http.client
 import io
 import random
 import tempfile
@@ -43,7 +44,6 @@ from app.pipeline import stream
 from bench.common import (
     isolated_settings,
     percentile,
-    post_logs,
     realistic_log,
     throwaway_database,
 )
@@ -88,20 +88,30 @@ def stored(url: str) -> int:
     return n
 
 
-def post_all(base: str, logs: list[dict], batch: int, posters: int) -> None:
-    """POST the logs to /data/fast from `posters` threads, `batch` per request."""
-    chunks = [logs[i : i + batch] for i in range(0, len(logs), batch)]
+def encode_batches(logs: list[dict], batch: int) -> list[bytes]:
+    """The request bodies, encoded before any clock starts (the load generator shares
+    the two cores with what it measures: it should cost as little as it can)."""
+    return [orjson.dumps(logs[i : i + batch]) for i in range(0, len(logs), batch)]
+
+
+def post_all(port: int, bodies: list[bytes], posters: int) -> None:
+    """POST the bodies to /data/fast from `posters` threads, each on one keep-alive
+    connection (http.client: a fraction of requests' CPU per call)."""
+    headers = {"Content-Type": "application/json"}
 
     def work(mine):
-        session = requests.Session()
-        for chunk in mine:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for body in mine:
             while True:
-                r = post_logs(session, base, chunk, timeout=30)
-                if r.status_code == 202:
+                conn.request("POST", "/data/fast", body, headers)
+                response = conn.getresponse()
+                response.read()
+                if response.status == 202:
                     break
-                time.sleep(float(r.headers.get("Retry-After", "1")))
+                time.sleep(float(response.getheader("Retry-After", "1")))
+        conn.close()
 
-    threads = [threading.Thread(target=work, args=(chunks[i::posters],)) for i in range(posters)]
+    threads = [threading.Thread(target=work, args=(bodies[i::posters],)) for i in range(posters)]
     for t in threads:
         t.start()
     for t in threads:
@@ -124,11 +134,12 @@ def end_to_end(
     """Post everything; time until the last row is committed. One log goes through first,
     so the clock starts on a running system, not on the worker and beat booting."""
     r = redis.Redis.from_url(settings.redis_url)
-    post_all(stack.url, logs[:1], 1, 1)
+    bodies = encode_batches(logs[1:], batch)
+    post_all(stack.port, encode_batches(logs[:1], 1), 1)
     while stored(url) < 1:
         time.sleep(0.05)
     started = time.perf_counter()
-    post_all(stack.url, logs[1:], batch, posters)
+    post_all(stack.port, bodies, posters)
     posted = time.perf_counter() - started
     while not drained(r, settings):
         time.sleep(0.05)
