@@ -50,6 +50,8 @@ def too_deep(value: object, limit: int) -> str | None:
     """None when `value` nests at most `limit` containers deep (a flat object is 1), else
     the path of the first container past the limit. Iterative, and stops at the limit,
     so a value of any depth costs at most its containers down to `limit + 1`."""
+    if _nests_within(value, limit):  # nearly every log: no path is built
+        return None
     stack = [(value, 1, "")]
     while stack:
         node, depth, path = stack.pop()
@@ -61,6 +63,18 @@ def too_deep(value: object, limit: int) -> str | None:
                     return where
                 stack.append((child, depth + 1, where))
     return None
+
+
+def _nests_within(value: object, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                if depth >= limit:
+                    return False
+                stack.append((child, depth + 1))
+    return True
 
 
 def depth_error(item: object, limit: int) -> dict[str, list[str]] | None:
