@@ -83,14 +83,15 @@ def entry_time(stream_id: str) -> datetime:
 
 def entry_to_row(entry: Entry, limits: Limits = DEFAULT_LIMITS) -> dict:
     """Decode, parse and validate one entry into a `logs` row, or raise Rejected."""
-    received = entry_time(entry.id)
-    row = _decode(entry.fields, received, limits)
-    row["timestamp"] = row["timestamp"] or received
+    row = _decode(entry, limits)
+    if row["timestamp"] is None:
+        row["timestamp"] = entry_time(entry.id)
     row["stream_id"] = entry.id
     return row
 
 
-def _decode(fields: dict[bytes, bytes], received: datetime, limits: Limits) -> dict:
+def _decode(entry: Entry, limits: Limits) -> dict:
+    fields = entry.fields
     if b"d" in fields:
         try:
             data = orjson.loads(fields[b"d"])
@@ -105,6 +106,7 @@ def _decode(fields: dict[bytes, bytes], received: datetime, limits: Limits) -> d
             line = fields[b"r"].decode()
         except UnicodeDecodeError:
             raise Rejected("raw line is not UTF-8") from None
+        received = entry_time(entry.id)
         data = raw_to_data(line, fields.get(b"f", b"").decode() or None, received, limits)
         # What the parsers give is mostly in Sluice's own shape already, and a schema
         # load costs several times the parse (a syslog line: ~64 us against ~10 us).
