@@ -8,7 +8,10 @@
 Starts the real Procfile processes (gunicorn/gevent web, Celery worker, beat) against a
 throwaway database and unique stream names, then measures, in one run:
 1. reference: COPY of the same rows into the same schema, 100 rows per transaction;
-2. sustained end-to-end rate: logs posted to /data/fast until all are committed;
+2. sustained end-to-end rate: logs posted to /data/fast until all are committed, timed
+   from after one log has gone all the way through (so the workers' boot is not in it)
+   to the drain group having nothing left to read or ack (asked of Redis, so the clock
+   puts no load on the database); the bodies are encoded before the clock starts;
 3. POST-to-WebSocket latency p50/p99 at a steady, moderate rate.
 
 With `--backlog`, instead of 2 and 3: for each DRAIN_WRITERS value in `--writers`, the
