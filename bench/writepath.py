@@ -15,7 +15,9 @@ the same run (no conflict handling, no RETURNING: the floor of what PostgreSQL c
    `global_lock` one advisory lock from INSERT to after PUBLISH (the old design);
    `ordered` ids reserved per block, INSERTs in parallel, commit and publish in block
    order (`store.write_in_commit_order`); `unordered` no ordering at all (the ceiling,
-   not gap-free).
+   not gap-free). Meanwhile `BackendStates` samples what the writers' backends do
+   (running, waiting on an advisory lock, waiting on something else, idle), printed
+   per mode and writer count after the rates.
 
     python -m bench.writepath --drain 20000
 
@@ -32,6 +34,7 @@ import multiprocessing
 import os
 import random
 import statistics
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -45,6 +48,7 @@ from bench.common import realistic_log, throwaway_database
 COLUMNS = "timestamp, level, source, application, message, metadata, stream_id"
 RETURNING = "id, timestamp, level, source, application, message, metadata, stream_id, created_at"
 PER_TX = 100
+WRITER_NAME = "sluice-bench-writer"  # application_name of the parallel writers
 _ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -217,7 +221,8 @@ def _writer(url: str, redis_url: str, channel: str, mode: str, n: int, seed: int
         fanout.publish_stored(r, settings, stored)
 
     with engine(url).connect() as conn:
-        conn.execute(text("SELECT 1"))
+        # Named, so that `BackendStates` samples these backends and nothing else.
+        conn.execute(text("SELECT set_config('application_name', :n, false)"), {"n": WRITER_NAME})
         conn.commit()
         start.wait()
         began = time.perf_counter()
@@ -239,8 +244,59 @@ def _writer(url: str, redis_url: str, channel: str, mode: str, n: int, seed: int
         out.put(time.perf_counter() - began)
 
 
-def parallel(url: str, redis_url: str, mode: str, writers: int, n: int, seed: int) -> float:
-    """Rows/s of `writers` processes inserting `n` rows each under `mode`."""
+class BackendStates:
+    """Samples what the writers' PostgreSQL backends are doing, every `interval` seconds,
+    from `pg_stat_activity` (an outside view: nothing in the writers is instrumented):
+    running a statement, waiting on an advisory lock (a writer's turn in the commit or
+    publish order), waiting on anything else, or idle (the client's own work)."""
+
+    KINDS = ("running", "advisory wait", "other wait", "idle")
+
+    def __init__(self, url: str, interval: float = 0.02) -> None:
+        self.url, self.interval = url, interval
+        self.counts = dict.fromkeys(self.KINDS, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> BackendStates:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        conn = psycopg2.connect(_dsn(self.url))
+        conn.autocommit = True
+        cur = conn.cursor()
+        while not self._stop.wait(self.interval):
+            cur.execute(
+                "SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
+                "WHERE datname = current_database() AND backend_type = 'client backend' "
+                "AND pid <> pg_backend_pid() AND application_name = %s",
+                (WRITER_NAME,),
+            )
+            for state, wait_type, wait in cur.fetchall():
+                if state != "active":
+                    self.counts["idle"] += 1
+                elif wait_type == "Lock" and wait == "advisory":
+                    self.counts["advisory wait"] += 1
+                elif wait_type is not None and wait_type not in ("CPU", "Activity"):
+                    self.counts["other wait"] += 1
+                else:
+                    self.counts["running"] += 1
+        conn.close()
+
+    def shares(self) -> str:
+        """Each kind's share of the samples, as text."""
+        total = sum(self.counts.values()) or 1
+        return ", ".join(f"{kind} {n / total:.0%}" for kind, n in self.counts.items())
+
+
+def parallel(url: str, redis_url: str, mode: str, writers: int, n: int, seed: int):
+    """Rows/s of `writers` processes inserting `n` rows each under `mode`, and what their
+    backends were doing meanwhile (`BackendStates`)."""
     ctx = multiprocessing.get_context("spawn")
     start, out = ctx.Barrier(writers + 1), ctx.Queue()
     channel = f"bench-writepath:{uuid.uuid4().hex[:8]}"
@@ -251,13 +307,14 @@ def parallel(url: str, redis_url: str, mode: str, writers: int, n: int, seed: in
     for p in procs:
         p.start()
     start.wait()
-    began = time.perf_counter()
-    for p in procs:
-        p.join()
-    elapsed = time.perf_counter() - began
+    with BackendStates(url) as states:
+        began = time.perf_counter()
+        for p in procs:
+            p.join()
+        elapsed = time.perf_counter() - began
     while not out.empty():
         out.get()
-    return writers * n / elapsed
+    return writers * n / elapsed, states
 
 
 def drain_in_process(url: str, redis_url: str, n: int) -> float:
@@ -319,12 +376,14 @@ def main() -> None:
                 )
         seed, counts = 1000, [int(w) for w in args.writers.split(",")]
         rates: dict[tuple[str, int], list[float]] = {}
+        states: dict[tuple[str, int], list[BackendStates]] = {}
         for _ in range(args.rounds):  # interleaved, like the write paths
             for mode in ("global_lock", "ordered", "unordered"):
                 for writers in counts:
                     seed += 10
-                    rate = parallel(url, args.redis_url, mode, writers, args.rows // 2, seed)
+                    rate, seen = parallel(url, args.redis_url, mode, writers, args.rows // 2, seed)
                     rates.setdefault((mode, writers), []).append(rate)
+                    states.setdefault((mode, writers), []).append(seen)
         for mode in ("global_lock", "ordered", "unordered"):
             one = statistics.median(rates[(mode, counts[0])])
             line = []
@@ -332,6 +391,13 @@ def main() -> None:
                 rate = statistics.median(rates[(mode, writers)])
                 line.append(f"{writers}: {rate:,.0f} rows/s ({rate / one:.2f}x)")
             print(f"  {mode:11s} " + "; ".join(line))
+        print("what the writers' backends were doing (pg_stat_activity every 20 ms, all rounds):")
+        for (mode, writers), seen in states.items():
+            merged = BackendStates(url)
+            for one_run in seen:
+                for kind, n in one_run.counts.items():
+                    merged.counts[kind] += n
+            print(f"  {mode:11s} {writers}: {merged.shares()}")
 
 
 if __name__ == "__main__":
