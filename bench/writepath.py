@@ -37,6 +37,7 @@ import statistics
 import threading
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 
 import orjson
@@ -244,6 +245,12 @@ def _writer(url: str, redis_url: str, channel: str, mode: str, n: int, seed: int
         out.put(time.perf_counter() - began)
 
 
+def shares(counts: dict[str, int]) -> str:
+    """Each kind's share of `counts` (`BackendStates.counts`, or several summed), as text."""
+    total = sum(counts.values()) or 1
+    return ", ".join(f"{kind} {n / total:.0%}" for kind, n in counts.items())
+
+
 class BackendStates:
     """Samples what the writers' PostgreSQL backends are doing, every `interval` seconds,
     from `pg_stat_activity` (an outside view: nothing in the writers is instrumented):
@@ -287,11 +294,6 @@ class BackendStates:
                 else:
                     self.counts["running"] += 1
         conn.close()
-
-    def shares(self) -> str:
-        """Each kind's share of the samples, as text."""
-        total = sum(self.counts.values()) or 1
-        return ", ".join(f"{kind} {n / total:.0%}" for kind, n in self.counts.items())
 
 
 def parallel(url: str, redis_url: str, mode: str, writers: int, n: int, seed: int):
@@ -376,14 +378,14 @@ def main() -> None:
                 )
         seed, counts = 1000, [int(w) for w in args.writers.split(",")]
         rates: dict[tuple[str, int], list[float]] = {}
-        states: dict[tuple[str, int], list[BackendStates]] = {}
+        states: dict[tuple[str, int], Counter] = {}
         for _ in range(args.rounds):  # interleaved, like the write paths
             for mode in ("global_lock", "ordered", "unordered"):
                 for writers in counts:
                     seed += 10
                     rate, seen = parallel(url, args.redis_url, mode, writers, args.rows // 2, seed)
                     rates.setdefault((mode, writers), []).append(rate)
-                    states.setdefault((mode, writers), []).append(seen)
+                    states.setdefault((mode, writers), Counter()).update(seen.counts)
         for mode in ("global_lock", "ordered", "unordered"):
             one = statistics.median(rates[(mode, counts[0])])
             line = []
@@ -392,12 +394,8 @@ def main() -> None:
                 line.append(f"{writers}: {rate:,.0f} rows/s ({rate / one:.2f}x)")
             print(f"  {mode:11s} " + "; ".join(line))
         print("what the writers' backends were doing (pg_stat_activity every 20 ms, all rounds):")
-        for (mode, writers), seen in states.items():
-            merged = BackendStates(url)
-            for one_run in seen:
-                for kind, n in one_run.counts.items():
-                    merged.counts[kind] += n
-            print(f"  {mode:11s} {writers}: {merged.shares()}")
+        for (mode, writers), counts in states.items():
+            print(f"  {mode:11s} {writers}: {shares(counts)}")
 
 
 if __name__ == "__main__":
