@@ -289,7 +289,7 @@ class BackendStates:
                     self.counts["idle"] += 1
                 elif wait_type == "Lock" and wait == "advisory":
                     self.counts["advisory wait"] += 1
-                elif wait_type is not None and wait_type not in ("CPU", "Activity"):
+                elif wait_type is not None:  # a WAL flush, a buffer lock, ...
                     self.counts["other wait"] += 1
                 else:
                     self.counts["running"] += 1
@@ -394,8 +394,8 @@ def main() -> None:
                 line.append(f"{writers}: {rate:,.0f} rows/s ({rate / one:.2f}x)")
             print(f"  {mode:11s} " + "; ".join(line))
         print("what the writers' backends were doing (pg_stat_activity every 20 ms, all rounds):")
-        for (mode, writers), counts in states.items():
-            print(f"  {mode:11s} {writers}: {shares(counts)}")
+        for (mode, writers), summed in states.items():
+            print(f"  {mode:11s} {writers}: {shares(summed)}")
 
 
 if __name__ == "__main__":
